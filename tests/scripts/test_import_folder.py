@@ -1,0 +1,280 @@
+"""scripts/import_folder.py against a faked Label Studio HTTP API (fast, no server)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import responses
+from PIL import Image
+
+from scripts import import_folder as imp
+from scripts.ls_api import LabelStudio, is_personal_access_token
+from tests.scripts.fake_ls import TOKEN, FakeLabelStudio
+
+PAT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
+
+
+def make_folder(root: Path, classes: dict[str, int], *, mode: str = "L", size: int = 28,
+                seed: int = 0, train: bool = True) -> Path:
+    """``root/train/<class>/<i>.png`` with random images: gray MNIST-like or color CIFAR-like."""
+    rng = np.random.default_rng(seed)
+    base = root / "train" if train else root
+    base.mkdir(parents=True, exist_ok=True)
+    for name, n in classes.items():
+        (base / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            shape = (size, size) if mode == "L" else (size, size, 3)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(base / name / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def fake():
+    ls = FakeLabelStudio()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        ls.register(rsps)
+        yield ls
+
+
+def run(folder, fake, **kwargs):
+    kwargs.setdefault("api_key", TOKEN)
+    return imp.run_import(folder, url=fake.url, show_progress=False, echo=lambda s: None, **kwargs)
+
+
+def choices_of(task):
+    return task["annotations"][0]["result"][0]["value"]["choices"]
+
+
+def test_upload_creates_project_and_annotated_tasks(tmp_path, fake):
+    folder = make_folder(tmp_path / "mnist", {"3": 5, "1": 4, "10": 3})
+    (folder / "train" / "1" / "readme.txt").write_text("not an image")
+    (folder / "train" / "3" / "broken.png").write_bytes(b"not a png")
+    s = run(folder, fake, title="digits", batch=4)
+
+    assert s.created_project and s.found == 12 and s.skipped == 2 and s.imported == 12
+    project = fake.projects[s.project_id]
+    assert re.findall(r'<Choice value="([^"]+)"/>', project["label_config"]) == ["1", "10", "3"]
+    tasks = fake.tasks[s.project_id]
+    assert len(tasks) == 12
+    for t in tasks:
+        cls = t["data"]["path"].split("/")[1]
+        assert t["data"]["path"].startswith("train/") and choices_of(t) == [cls]
+        assert t["data"]["image"].startswith(f"/data/upload/{s.project_id}/")
+        res = t["annotations"][0]["result"][0]
+        assert (res["from_name"], res["to_name"], res["type"]) == ("label", "image", "choices")
+    # batches of 4: 3 uploads and 3 JSON imports
+    imports = [c for c in fake.calls if c == ("POST", f"/api/projects/{s.project_id}/import")]
+    assert len(imports) == 6
+    assert s.project_url == f"{fake.url}/projects/{s.project_id}/data"
+
+
+def test_second_run_imports_nothing_and_partial_run_resumes(tmp_path, fake):
+    folder = make_folder(tmp_path / "mnist", {"a": 6, "b": 6})
+    first = run(folder, fake, batch=5)
+    again = run(folder, fake, batch=5)
+    assert (first.imported, again.imported, again.already_present) == (12, 0, 12)
+    assert not again.created_project and again.project_id == first.project_id
+    # an interrupted run: drop the last 5 tasks, then run again
+    del fake.tasks[first.project_id][-5:]
+    resumed = run(folder, fake, batch=5)
+    paths = [t["data"]["path"] for t in fake.tasks[first.project_id]]
+    assert resumed.imported == 5 and len(paths) == len(set(paths)) == 12
+
+
+def test_reads_existing_tasks_across_pages(tmp_path, fake, monkeypatch):
+    folder = make_folder(tmp_path / "mnist", {"a": 7, "b": 6})
+    first = run(folder, fake)
+    seen = []
+    orig = fake._tasks
+
+    def spy(request, query):
+        seen.append(int(query.get("page", 1)))
+        return orig(request, query)
+    monkeypatch.setattr(fake, "_tasks", spy)
+    monkeypatch.setattr(imp, "existing_paths", lambda ls, pid: {
+        t["data"]["path"] for t in ls.tasks(pid, include="id,data", page_size=5)})
+    again = run(folder, fake)
+    assert again.imported == 0 and seen == [1, 2, 3]
+    assert len(fake.tasks[first.project_id]) == 13
+
+
+def test_color_folder_with_local_storage(tmp_path, fake):
+    root = tmp_path / "docroot"
+    folder = make_folder(root / "cifar", {"airplane": 3, "cat": 4, "ship": 2}, mode="RGB", size=32)
+    s = run(folder, fake, storage="local", document_root=root)
+    assert s.imported == 9
+    assert len(fake.storages) == 1 and fake.storages[0]["path"] == str(folder.resolve())
+    for t in fake.tasks[s.project_id]:
+        assert t["data"]["image"] == "/data/local-files/?d=cifar/" + t["data"]["path"]
+        assert choices_of(t)[0] in {"airplane", "cat", "ship"}
+    assert re.findall(r'<Choice value="([^"]+)"/>', fake.projects[s.project_id]["label_config"]) == [
+        "airplane", "cat", "ship"]
+    # the storage is registered once and never synced
+    run(folder, fake, storage="local", document_root=root)
+    assert len(fake.storages) == 1
+    assert not [c for c in fake.calls if c[1].endswith("/sync")]
+
+
+def test_local_storage_needs_a_document_root_above_the_folder(tmp_path, fake, monkeypatch):
+    monkeypatch.delenv("LOCAL_FILES_DOCUMENT_ROOT", raising=False)
+    folder = make_folder(tmp_path / "data", {"a": 2, "b": 2})
+    with pytest.raises(ValueError, match="needs --document-root"):
+        run(folder, fake, storage="local")
+    with pytest.raises(ValueError, match="not inside the document root"):
+        run(folder, fake, storage="local", document_root=tmp_path / "elsewhere")
+
+
+def test_existing_project_with_other_classes_is_refused(tmp_path, fake, capsys):
+    folder = make_folder(tmp_path / "mnist", {"a": 2, "b": 2})
+    run(folder, fake, title="p")
+    other = make_folder(tmp_path / "other", {"a": 2, "zebra": 2})
+    rc = imp.main([str(other), "--url", fake.url, "--api-key", TOKEN, "--title", "p"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "lacks the choices ['zebra']" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_existing_project_with_a_different_image_key_is_reused(tmp_path, fake):
+    folder = make_folder(tmp_path / "mnist", {"a": 2, "b": 2})
+    fake.projects[99] = {"id": 99, "title": "mine", "label_config": (
+        '<View><Image name="img" value="$picture"/><Choices name="cls" toName="img">'
+        '<Choice value="a"/><Choice value="b"/><Choice value="unsure"/></Choices></View>')}
+    fake.tasks[99] = []
+    s = run(folder, fake, title="mine")
+    assert s.project_id == 99 and not s.created_project
+    t = fake.tasks[99][0]
+    assert "picture" in t["data"]
+    res = t["annotations"][0]["result"][0]
+    assert (res["from_name"], res["to_name"]) == ("cls", "img")
+
+
+@pytest.mark.parametrize("classes, message", [
+    ({}, "at least 2"),
+    ({"only": 3}, "at least 2"),
+])
+def test_bad_folders(tmp_path, fake, capsys, classes, message):
+    folder = make_folder(tmp_path / "x", classes)
+    rc = imp.main([str(folder), "--url", fake.url, "--api-key", TOKEN])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_folder_without_images_and_missing_folder(tmp_path, fake, capsys):
+    for name in ("a", "b"):
+        (tmp_path / "x" / name).mkdir(parents=True)
+        (tmp_path / "x" / name / "notes.txt").write_text("hello")
+    assert imp.main([str(tmp_path / "x"), "--url", fake.url, "--api-key", TOKEN]) == 2
+    assert "no image files" in capsys.readouterr().err
+    assert imp.main([str(tmp_path / "nope"), "--url", fake.url, "--api-key", TOKEN]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert not fake.projects
+
+
+def test_wrong_key_wrong_url_and_not_label_studio(tmp_path, fake, capsys):
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    assert imp.main([str(folder), "--url", fake.url, "--api-key", "wrong"]) == 2
+    err = capsys.readouterr().err
+    assert "rejected the API key" in err and len(err.strip().splitlines()) == 1
+    # responses refuses unregistered hosts with a ConnectionError, like a closed port
+    assert imp.main([str(folder), "--url", "http://nothing.test:1", "--api-key", TOKEN]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach Label Studio at http://nothing.test:1" in err and "Traceback" not in err
+    assert imp.main([str(folder), "--url", "localhost:8080", "--api-key", TOKEN]) == 2
+    assert "must start with http" in capsys.readouterr().err
+    assert imp.main([str(folder), "--url", fake.url, "--api-key", ""]) == 2
+    assert "API key is required" in capsys.readouterr().err
+
+
+def test_personal_access_token_is_exchanged_and_renewed(tmp_path, fake):
+    fake.refresh_token = PAT
+    folder = make_folder(tmp_path / "m", {"a": 3, "b": 3})
+    client = LabelStudio(fake.url, PAT)
+    s = run(folder, fake, api_key=PAT, batch=2, ls=client)
+    assert s.imported == 6 and fake.access_tokens == ["access-1"]
+    assert client.auth_header() == {"Authorization": "Bearer access-1"}
+    fake.expire_next_access = True  # the access token expires: one 401, then a new exchange
+    make_folder(tmp_path / "m", {"c": 1}, seed=1)
+    fake.projects[s.project_id]["label_config"] = imp.label_config(["a", "b", "c"])
+    s2 = run(folder, fake, api_key=PAT, ls=client)
+    assert s2.imported == 1 and fake.access_tokens == ["access-2"]
+    assert client.auth_header() == {"Authorization": "Bearer access-2"}
+
+
+def test_wrong_personal_access_token(tmp_path, fake, capsys):
+    fake.refresh_token = PAT
+    folder = make_folder(tmp_path / "m", {"a": 1, "b": 1})
+    bad = PAT[:-3] + "xyz"
+    assert imp.main([str(folder), "--url", fake.url, "--api-key", bad]) == 2
+    assert "rejected the personal access token" in capsys.readouterr().err
+
+
+def test_connects_backend_once_checks_webhook_and_trains(tmp_path, fake):
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    s = run(folder, fake, ml_backend="http://backend.test:9090/")
+    assert s.training_started and fake.trained == [s.ml_backend_id] and s.warnings == []
+    assert fake.ml[0]["url"] == "http://backend.test:9090"
+    s2 = run(folder, fake, ml_backend="http://backend.test:9090")
+    assert len(fake.ml) == 1 and s2.ml_backend_id == s.ml_backend_id
+    assert fake.trained == [s.ml_backend_id] * 2
+    assert ("POST", "/api/webhooks") not in fake.calls  # the script never adds a webhook
+    # a duplicate webhook (made by hand) is reported, not "fixed" by adding or deleting
+    fake.webhooks.append(dict(fake.webhooks[0], id=1000))
+    s3 = run(folder, fake, ml_backend="http://backend.test:9090")
+    assert len(s3.warnings) == 1 and "2 webhooks" in s3.warnings[0]
+    assert len(fake.webhooks) == 2
+
+
+def test_missing_webhook_is_reported(tmp_path, fake):
+    fake.create_webhook = False
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    s = run(folder, fake, ml_backend="http://backend.test:9090", train=False)
+    assert not s.training_started and fake.trained == []
+    assert len(s.warnings) == 1 and "no project webhook" in s.warnings[0]
+
+
+def test_unreachable_backend_is_one_line_without_html(tmp_path, fake, capsys):
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    rc = imp.main([str(folder), "--url", fake.url, "--api-key", TOKEN,
+                   "--ml-backend", "http://unreachable.test:1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "health check failed" in err and "<a" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_fewer_tasks_created_than_sent_is_an_error(tmp_path, fake):
+    fake.drop_tasks = 1
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    with pytest.raises(ValueError, match="created 3 of 4 tasks"):
+        run(folder, fake)
+
+
+def test_parallel_workers_import_everything_once(tmp_path, fake):
+    folder = make_folder(tmp_path / "m", {"a": 9, "b": 8})
+    s = run(folder, fake, batch=3, workers=3)
+    paths = [t["data"]["path"] for t in fake.tasks[s.project_id]]
+    assert s.imported == 17 and len(set(paths)) == 17
+
+
+def test_label_config_round_trip_and_escaping():
+    cfg = imp.label_config(["a&b", 'say "x"', "c"])
+    schema = imp.parse_schema(cfg)
+    assert schema.choices == ["a&b", 'say "x"', "c"]
+    assert (schema.image_key, schema.image_name, schema.choices_name) == ("image", "image", "label")
+    with pytest.raises(ValueError, match="no <Image>"):
+        imp.parse_schema('<View><Text name="t" value="$text"/></View>')
+    with pytest.raises(ValueError, match="not valid XML"):
+        imp.parse_schema("<View>")
+
+
+def test_upload_refuses_oversized_batches(tmp_path, fake):
+    items = [imp.ImageItem(file=tmp_path / f"{i}.png", rel=f"{i}.png", label="a") for i in range(101)]
+    with pytest.raises(ValueError, match="at most 100"):
+        imp.upload_files(None, 1, items)
+
+
+def test_token_kinds():
+    assert is_personal_access_token(PAT)
+    assert not is_personal_access_token(TOKEN)
+    assert not is_personal_access_token("a.b.c")
