@@ -1,0 +1,230 @@
+"""The per-project model, in the shape of label-studio-ml's model class: ``setup``,
+``predict(tasks, context)``, ``fit(event, data)`` and ``model_version``.
+
+Heavy work (training, verdict batches, scoring created tasks) never runs here: ``fit`` and the
+first ``setup`` only queue it for the project's worker thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from .config import Config
+from .labels import LabelSpec, parse_label_config
+from .ls_client import LabelStudioClient, LabelStudioError
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
+
+
+def parse_project_id(value) -> int:
+    """Label Studio sends ``"<id>.<timestamp>"`` to /setup and /predict, an object with ``id``
+    in webhooks, sometimes a bare int. Raises ``ValueError`` for anything else."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, bool):
+        raise ValueError("project must be an id")
+    if isinstance(value, int):
+        pid = value
+    elif isinstance(value, str) and value.split(".")[0].strip().isdigit():
+        pid = int(value.split(".")[0])
+    else:
+        raise ValueError(f"project must be an id like \"1.1795607766\" or {{\"id\": 1}}, got {value!r}")
+    if pid < 1:
+        raise ValueError(f"project id must be positive, got {pid}")
+    return pid
+
+
+class SuspicionModel:
+    """State and protocol operations of one Label Studio project."""
+
+    def __init__(self, project_id: int, *, config: Config, ranker_cls):
+        self.project_id = int(project_id)
+        self.config = config
+        self.ranker_cls = ranker_cls
+        self.directory = Path(config.model_dir) / str(self.project_id)
+        self.store = Store(self.directory / "state.sqlite3")
+        self.ranker_lock = threading.Lock()
+        self.worker = None  # set by the registry
+        self._ranker = None
+        self._ranker_loaded = False
+        self._setup_url: str | None = None
+        self._setup_token: str | None = None
+        self._client: LabelStudioClient | None = None
+        self._spec: LabelSpec | None = None
+        config_xml = self.store.get("label_config")
+        if config_xml:
+            self._spec = parse_label_config(config_xml)
+
+    # -- protocol -------------------------------------------------------------------------------
+    @property
+    def model_version(self) -> str | None:
+        return self.store.get("model_version")
+
+    @property
+    def spec(self) -> LabelSpec:
+        if self._spec is None:
+            raise ValueError(f"project {self.project_id} has no label config yet (call /setup)")
+        return self._spec
+
+    @property
+    def known(self) -> bool:
+        return self._spec is not None
+
+    def setup(self, label_config: str | None = None, *, hostname: str | None = None,
+              access_token: str | None = None) -> str:
+        """Remember the label config (validated) and how to reach Label Studio; queue the first
+        training when the project is new. Returns the model_version to report."""
+        if label_config:
+            spec = parse_label_config(label_config)
+            if spec != self._spec:
+                self.store.put("label_config", label_config)
+                self._spec = spec
+        elif self._spec is None:
+            raise ValueError("label config (schema) is required for a project new to this backend")
+        if hostname and isinstance(hostname, str) and hostname.startswith(("http://", "https://")):
+            self._setup_url = hostname.rstrip("/")
+        if access_token and isinstance(access_token, str):
+            self._setup_token = access_token
+        if self.model_version is None and self.store.last_job("train") is None and self.worker:
+            self.worker.request_training()
+        return self.model_version or self.initial_version()
+
+    def initial_version(self) -> str:
+        return f"suspicion-{self.config.detection_method}-untrained"
+
+    def predict(self, tasks: list[dict], context=None) -> list[dict]:
+        """One result per task, in order: known tasks from stored scores; unknown ones scored
+        now when a model exists (at most PREDICT_INLINE_LIMIT, the rest queued), else an empty
+        result and a training job started."""
+        ids = [int(t["id"]) for t in tasks]
+        stored = self.store.lookup(ids)
+        version = self.model_version
+        spec = self.spec
+        unknown = [t for t in tasks if int(t["id"]) not in stored]
+        if unknown:
+            scored = self._score_unknown(unknown)
+            for tid, score, pred, rev in scored:
+                stored[tid] = (score, pred, rev, None)
+        out = []
+        for tid in ids:
+            row = stored.get(tid)
+            if row is None or version is None:
+                out.append({"result": [], "score": 0.0, "model_version": version or self.initial_version()})
+                continue
+            score, pred, reviewed, _label = row
+            out.append({"result": spec.result(int(pred)),
+                        "score": 0.0 if reviewed else float(score), "model_version": version})
+        return out
+
+    def _score_unknown(self, tasks: list[dict]) -> list[tuple]:
+        from .feedback import score_tasks  # local: feedback imports training imports images
+        if self.ranker() is None:
+            if self.worker:
+                self.worker.request_training()
+            return []
+        inline = tasks[: self.config.predict_inline_limit]
+        rest = tasks[self.config.predict_inline_limit:]
+        if rest and self.worker:
+            self.worker.queue_tasks([int(t["id"]) for t in rest])
+        try:
+            return score_tasks(self, inline)
+        except (LabelStudioError, OSError, ValueError) as exc:
+            log.warning("project %s: scoring %d new task(s) failed: %s", self.project_id, len(inline), exc)
+            return []
+
+    def fit(self, event: str, data: dict) -> dict:
+        """Handle a webhook event: acknowledge, queue the work. Returns what was done."""
+        worker = self.worker
+        if event == "START_TRAINING":
+            worker.request_training()
+            return {"queued": "training"}
+        if event in ANNOTATION_EVENTS:
+            ann = data.get("annotation") or {}
+            if not isinstance(ann.get("id"), int):
+                raise ValueError(f"{event} needs annotation.id")
+            self.store.add_hints("annotation", [ann["id"]])
+            worker.poke()
+            return {"queued": "verdict check", "annotation": ann["id"]}
+        if event == "ANNOTATIONS_DELETED":
+            ids = _ids(data.get("annotations"), "annotations")
+            n = self.store.delete_verdicts_of_annotations(ids)
+            if n:
+                worker.force_feedback()
+            return {"forgotten_verdicts": n}
+        if event == "TASKS_DELETED":
+            ids = _ids(data.get("tasks"), "tasks")
+            return {"forgotten_tasks": self.store.delete_tasks(ids)}
+        if event == "TASKS_CREATED":
+            ids = _ids(data.get("tasks"), "tasks")
+            worker.queue_tasks(ids)
+            return {"queued": "scoring", "tasks": len(ids)}
+        return {"ignored": event}
+
+    # -- resources ------------------------------------------------------------------------------
+    def client(self) -> LabelStudioClient:
+        if self._client is None:
+            url = self.config.label_studio_url or self._setup_url
+            key = self.config.label_studio_api_key or self._setup_token
+            if not url or not key:
+                raise LabelStudioError("Label Studio is not reachable: set LABEL_STUDIO_URL and "
+                                       "LABEL_STUDIO_API_KEY (or wait for /setup to provide them)")
+            self._client = LabelStudioClient(url, key, timeout=self.config.api_timeout,
+                                             download_timeout=self.config.download_timeout,
+                                             max_image_bytes=self.config.max_image_bytes,
+                                             pool_size=max(16, self.config.download_workers * 2))
+        return self._client
+
+    def ranker(self):
+        """The current ranker (base + verdicts), loaded from disk once; None before training."""
+        if not self._ranker_loaded:
+            with self.ranker_lock:
+                if not self._ranker_loaded:
+                    path = self.directory / "ranker"
+                    if path.exists():
+                        from .training import replay_verdicts
+                        ranker = self.ranker_cls.load(path)
+                        if self.store.latest_verdicts():
+                            replay_verdicts(self, ranker, write=False)
+                        self._ranker = ranker
+                    self._ranker_loaded = True
+        return self._ranker
+
+    def set_ranker(self, ranker) -> None:
+        with self.ranker_lock:
+            self._ranker = ranker
+            self._ranker_loaded = True
+
+    def status(self) -> dict:
+        out = {"project": self.project_id, "model_version": self.model_version,
+               "method": self.config.detection_method}
+        out.update(self.store.counts())
+        if self.worker:
+            out.update(self.worker.status())
+        job = self.store.last_job("train")
+        if job:
+            out["last_training"] = {"state": job["state"], "started": job["started"],
+                                    "finished": job["finished"],
+                                    "duration": (round(job["finished"] - job["started"], 3)
+                                                 if job["finished"] else None)}
+        last = self.store.last_job()
+        out["last_error"] = next((j["error"] for j in [last] if j and j["error"]), None)
+        if self.worker and self.worker.last_error:
+            out["last_error"] = self.worker.last_error
+        out["versions"] = [v["version"] for v in self.store.versions()[:5]]
+        return out
+
+
+def _ids(items, name: str) -> list[int]:
+    if not isinstance(items, list):
+        raise ValueError(f"{name} must be a list of {{\"id\": ...}}")
+    ids = []
+    for item in items:
+        value = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"each of {name} needs an integer id, got {item!r}")
+        ids.append(value)
+    return ids

@@ -1,0 +1,233 @@
+"""Durable per-project state: one SQLite file in ``MODEL_DIR/<project_id>/state.sqlite3``.
+
+Tables: ``meta`` (key/value: label config, model_version, counters), ``tasks`` (one row per
+Label Studio task: item index in the fitted ranker, image URL, label it was ranked with, score,
+predicted class, reviewed flag), ``verdicts`` (unique on task, annotation and its updated_at, so
+the same event twice counts once), ``versions``, ``jobs`` (a job left ``running`` by a crash is
+re-run on restart) and ``hints`` (webhooks waiting to be re-read through the API).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id INTEGER PRIMARY KEY, item_index INTEGER, image_url TEXT, label TEXT,
+    score REAL, predicted INTEGER, reviewed INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE INDEX IF NOT EXISTS tasks_item ON tasks(item_index);
+CREATE TABLE IF NOT EXISTS verdicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER NOT NULL, annotation_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL, label TEXT, is_fault INTEGER NOT NULL,
+    applied INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,
+    UNIQUE(task_id, annotation_id, updated_at));
+CREATE TABLE IF NOT EXISTS versions (
+    version TEXT PRIMARY KEY, number INTEGER NOT NULL, kind TEXT, created REAL NOT NULL,
+    pushed INTEGER, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, state TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL, error TEXT);
+CREATE TABLE IF NOT EXISTS hints (
+    kind TEXT NOT NULL, object_id INTEGER NOT NULL, received REAL NOT NULL,
+    PRIMARY KEY(kind, object_id));
+"""
+
+_CHUNK = 500
+
+
+class Store:
+    """Thread-safe access to one project's SQLite file (one connection behind a lock)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _q(self, sql: str, args: Sequence = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- meta -----------------------------------------------------------------------------------
+    def get(self, key: str, default=None):
+        rows = self._q("SELECT value FROM meta WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def put(self, key: str, value) -> None:
+        self._q("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, json.dumps(value)))
+
+    # -- tasks ----------------------------------------------------------------------------------
+    def replace_tasks(self, rows: Iterable[tuple]) -> None:
+        """Replace all tasks with ``(task_id, item_index, image_url, label, score, predicted,
+        reviewed, error)`` rows, in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute("DELETE FROM tasks")
+                self._db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def upsert_tasks(self, rows: Iterable[tuple]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def update_scores(self, rows: Iterable[tuple]) -> None:
+        """``(score, reviewed, task_id)`` rows."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("UPDATE tasks SET score=?, reviewed=? WHERE task_id=?", rows)
+            self._db.execute("COMMIT")
+
+    def scored_tasks(self) -> list[tuple]:
+        """``(task_id, item_index, label, score, predicted, reviewed)`` of tasks with a score."""
+        return self._q("SELECT task_id, item_index, label, score, predicted, reviewed FROM tasks "
+                       "WHERE score IS NOT NULL ORDER BY task_id")
+
+    def lookup(self, task_ids: Sequence[int]) -> dict[int, tuple]:
+        """``{task_id: (score, predicted, reviewed, label)}`` for known, scored tasks."""
+        out = {}
+        ids = list(task_ids)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self._q(f"SELECT task_id, score, predicted, reviewed, label FROM tasks "
+                               f"WHERE score IS NOT NULL AND task_id IN ({marks})", chunk):
+                out[row[0]] = row[1:]
+        return out
+
+    def task(self, task_id: int) -> tuple | None:
+        """``(item_index, label, score, predicted, reviewed)`` or None."""
+        rows = self._q("SELECT item_index, label, score, predicted, reviewed FROM tasks "
+                       "WHERE task_id=?", (int(task_id),))
+        return rows[0] if rows else None
+
+    def delete_tasks(self, task_ids: Sequence[int]) -> int:
+        n = 0
+        for tid in task_ids:
+            n += len(self._q("DELETE FROM tasks WHERE task_id=? RETURNING task_id", (int(tid),)))
+            self._q("DELETE FROM verdicts WHERE task_id=?", (int(tid),))
+        return n
+
+    def counts(self) -> dict:
+        rows = self._q("SELECT COUNT(*), COUNT(score), COALESCE(SUM(reviewed), 0), "
+                       "COUNT(error) FROM tasks")[0]
+        verdicts = self._q("SELECT COUNT(*), COALESCE(SUM(1 - applied), 0) FROM verdicts")[0]
+        return {"tasks": rows[0], "scored": rows[1], "reviewed": rows[2], "unreadable": rows[3],
+                "verdicts": verdicts[0], "pending_verdicts": verdicts[1]}
+
+    # -- verdicts -------------------------------------------------------------------------------
+    def add_verdict(self, *, task_id: int, annotation_id: int, updated_at: str, label: str | None,
+                    is_fault: bool) -> bool:
+        """Record a verdict; False when this exact one (same annotation state) is already known."""
+        rows = self._q("INSERT OR IGNORE INTO verdicts(task_id, annotation_id, updated_at, label, "
+                       "is_fault, created) VALUES(?,?,?,?,?,?) RETURNING id",
+                       (int(task_id), int(annotation_id), str(updated_at), label, int(is_fault),
+                        time.time()))
+        return bool(rows)
+
+    def latest_verdicts(self) -> list[tuple[int, str | None, bool]]:
+        """``(task_id, reviewer's label, is_fault)`` of the newest verdict per task, by task id."""
+        rows = self._q("SELECT task_id, label, is_fault FROM verdicts v WHERE id = "
+                       "(SELECT MAX(id) FROM verdicts w WHERE w.task_id = v.task_id) ORDER BY task_id")
+        return [(r[0], r[1], bool(r[2])) for r in rows]
+
+    def pending_verdicts(self) -> tuple[int, float | None]:
+        """Count of verdicts not yet applied and the time the newest of them arrived."""
+        n, newest = self._q("SELECT COUNT(*), MAX(created) FROM verdicts WHERE applied=0")[0]
+        return n, newest
+
+    def mark_verdicts_applied(self, *, up_to_id: int | None = None) -> None:
+        if up_to_id is None:
+            self._q("UPDATE verdicts SET applied=1")
+        else:
+            self._q("UPDATE verdicts SET applied=1 WHERE id<=?", (up_to_id,))
+
+    def max_verdict_id(self) -> int:
+        return self._q("SELECT COALESCE(MAX(id), 0) FROM verdicts")[0][0]
+
+    def delete_verdicts_of_annotations(self, annotation_ids: Sequence[int]) -> int:
+        n = 0
+        for aid in annotation_ids:
+            n += len(self._q("DELETE FROM verdicts WHERE annotation_id=? RETURNING id", (int(aid),)))
+        return n
+
+    # -- versions -------------------------------------------------------------------------------
+    def next_version_number(self) -> int:
+        return self._q("SELECT COALESCE(MAX(number), 0) + 1 FROM versions")[0][0]
+
+    def add_version(self, version: str, *, number: int, kind: str, pushed: int) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE versions SET state='old' WHERE state='current'")
+            self._db.execute("INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?, 'current')",
+                             (version, number, kind, time.time(), pushed))
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('model_version', ?)",
+                             (json.dumps(version),))
+            self._db.execute("COMMIT")
+
+    def old_versions(self) -> list[str]:
+        return [r[0] for r in self._q("SELECT version FROM versions WHERE state='old' ORDER BY number")]
+
+    def mark_version_deleted(self, version: str) -> None:
+        self._q("UPDATE versions SET state='deleted' WHERE version=?", (version,))
+
+    def versions(self) -> list[dict]:
+        rows = self._q("SELECT version, number, kind, created, pushed, state FROM versions "
+                       "ORDER BY number DESC")
+        return [dict(zip(("version", "number", "kind", "created", "pushed", "state"), r)) for r in rows]
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def start_job(self, kind: str) -> int:
+        return self._q("INSERT INTO jobs(kind, state, started) VALUES(?, 'running', ?) RETURNING id",
+                       (kind, time.time()))[0][0]
+
+    def finish_job(self, job_id: int, *, error: str | None = None) -> None:
+        self._q("UPDATE jobs SET state=?, finished=?, error=? WHERE id=?",
+                ("failed" if error else "done", time.time(), error, job_id))
+
+    def interrupted_jobs(self) -> list[tuple[int, str]]:
+        """Jobs left ``running`` (the process died); they are marked ``interrupted``."""
+        rows = self._q("SELECT id, kind FROM jobs WHERE state='running'")
+        self._q("UPDATE jobs SET state='interrupted', finished=? WHERE state='running'", (time.time(),))
+        return rows
+
+    def last_job(self, kind: str | None = None) -> dict | None:
+        sql = "SELECT id, kind, state, started, finished, error FROM jobs"
+        rows = self._q(sql + (" WHERE kind=?" if kind else "") + " ORDER BY id DESC LIMIT 1",
+                       (kind,) if kind else ())
+        return dict(zip(("id", "kind", "state", "started", "finished", "error"), rows[0])) if rows else None
+
+    # -- hints ----------------------------------------------------------------------------------
+    def add_hints(self, kind: str, object_ids: Iterable[int]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO hints VALUES(?,?,?)",
+                                 [(kind, int(i), now) for i in object_ids])
+
+    def take_hints(self, limit: int = 1000) -> list[tuple[str, int]]:
+        return self._q("SELECT kind, object_id FROM hints ORDER BY received LIMIT ?", (limit,))
+
+    def drop_hint(self, kind: str, object_id: int) -> None:
+        self._q("DELETE FROM hints WHERE kind=? AND object_id=?", (kind, int(object_id)))

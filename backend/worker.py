@@ -1,0 +1,166 @@
+"""One background thread per project: training jobs, verdict batches, scoring created tasks.
+
+A trigger that arrives while a job runs sets a flag, so it runs once afterwards, not twice.
+Each job is recorded in the store; a job left ``running`` by a crash is re-run on start.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .feedback import apply_verdicts, process_annotation_hints, score_created_tasks, verdicts_due
+from .training import run_training
+
+log = logging.getLogger(__name__)
+
+
+class ProjectWorker:
+    def __init__(self, model):
+        self.model = model
+        self._cond = threading.Condition()
+        self._train = False
+        self._feedback = False
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.state = "idle"
+        self.last_error: str | None = None
+        self.last_report: dict | None = None
+        self.jobs_run = 0
+
+    # -- triggers (called from request threads) ---------------------------------------------------
+    def request_training(self) -> None:
+        with self._cond:
+            self._train = True
+            self._cond.notify()
+
+    def force_feedback(self) -> None:
+        with self._cond:
+            self._feedback = True
+            self._cond.notify()
+
+    def queue_tasks(self, task_ids) -> None:
+        self.model.store.add_hints("task", task_ids)
+        self.poke()
+
+    def poke(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the thread (idempotent); re-queue a job a previous process left unfinished."""
+        if self._thread and self._thread.is_alive():
+            return
+        for job_id, kind in self.model.store.interrupted_jobs():
+            log.warning("project %s: job %s (%s) was interrupted; running it again",
+                        self.model.project_id, job_id, kind)
+            if kind == "train":
+                self._train = True
+            elif kind == "feedback":
+                self._feedback = True
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name=f"project-{self.model.project_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def idle(self) -> bool:
+        """True when nothing is queued or running (tests and benchmarks wait on this)."""
+        store = self.model.store
+        with self._cond:
+            busy = self._train or self._feedback or self.state != "idle"
+        return not busy and not store.take_hints(1) and store.pending_verdicts()[0] == 0
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.idle():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def status(self) -> dict:
+        with self._cond:
+            return {"state": self.state, "training_queued": self._train, "jobs_run": self.jobs_run}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stop:
+                    return
+                pending = self.model.store.pending_verdicts()[0] or self.model.store.take_hints(1)
+                if not (self._train or self._feedback or pending):
+                    self._cond.wait(timeout=2.0)
+                elif pending and not (self._train or self._feedback):
+                    self._cond.wait(timeout=0.1)
+                if self._stop:
+                    return
+            try:
+                self._step()
+            except Exception:  # never let the thread die; the job records the error
+                log.exception("project %s: worker step failed", self.model.project_id)
+                time.sleep(1.0)
+
+    def _step(self) -> None:
+        model, store, cfg = self.model, self.model.store, self.model.config
+        if not model.known:
+            return
+        hints = store.take_hints(1000)
+        if any(kind == "annotation" for kind, _ in hints):
+            self._run("hints", lambda: process_annotation_hints(model), record=False)
+            if (self.last_report or {}).get("stalled"):
+                time.sleep(1.0)  # Label Studio unreachable: retry the hints later, not in a hot loop
+        task_ids = [oid for kind, oid in hints if kind == "task"]
+        with self._cond:
+            train, self._train = self._train, False
+        if train:
+            self._run("train", lambda: run_training(model))
+            return
+        if task_ids:
+            if model.ranker() is None:
+                for tid in task_ids:
+                    store.drop_hint("task", tid)
+                if model.model_version is None and store.last_job("train") is None:
+                    self.request_training()
+            elif self._run("score_new", lambda: score_created_tasks(model, task_ids)):
+                for tid in task_ids:
+                    store.drop_hint("task", tid)
+        with self._cond:
+            forced, self._feedback = self._feedback, False
+        if model.ranker() is not None and (forced or verdicts_due(
+                store, batch=cfg.verdict_batch, quiet_seconds=cfg.verdict_quiet_seconds)):
+            self._run("feedback", lambda: apply_verdicts(model))
+
+    def _run(self, kind: str, fn, *, record: bool = True) -> bool:
+        store = self.model.store
+        job_id = store.start_job(kind) if record else None
+        with self._cond:
+            self.state = {"train": "training", "feedback": "applying verdicts",
+                          "score_new": "scoring new tasks", "hints": "reading annotations"}[kind]
+        try:
+            self.last_report = fn()
+            if job_id is not None:
+                store.finish_job(job_id)
+            self.last_error = None
+            return True
+        except Exception as exc:
+            msg = f"{kind} failed: {type(exc).__name__}: {exc}"
+            log.exception("project %s: %s", self.model.project_id, msg)
+            self.last_error = msg
+            if job_id is not None:
+                store.finish_job(job_id, error=msg)
+            if kind == "feedback":
+                time.sleep(min(5.0, self.model.config.verdict_quiet_seconds))  # no hot retry loop
+            return False
+        finally:
+            with self._cond:
+                self.state = "idle"
+                self.jobs_run += record
