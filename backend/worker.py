@@ -22,6 +22,7 @@ class ProjectWorker:
         self._train = False
         self._feedback = False
         self._stop = False
+        self._stopping = threading.Event()  # interruptible back-off sleeps
         self._thread: threading.Thread | None = None
         self.state = "idle"
         self.last_error: str | None = None
@@ -60,6 +61,7 @@ class ProjectWorker:
             elif kind == "feedback":
                 self._feedback = True
         self._stop = False
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name=f"project-{self.model.project_id}",
                                         daemon=True)
         self._thread.start()
@@ -67,6 +69,7 @@ class ProjectWorker:
     def stop(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._stop = True
+            self._stopping.set()
             self._cond.notify()
         if self._thread:
             self._thread.join(timeout)
@@ -107,7 +110,7 @@ class ProjectWorker:
                 self._step()
             except Exception:  # never let the thread die; the job records the error
                 log.exception("project %s: worker step failed", self.model.project_id)
-                time.sleep(1.0)
+                self._stopping.wait(1.0)
 
     def _step(self) -> None:
         model, store, cfg = self.model, self.model.store, self.model.config
@@ -117,7 +120,7 @@ class ProjectWorker:
         if any(kind == "annotation" for kind, _ in hints):
             self._run("hints", lambda: process_annotation_hints(model), record=False)
             if (self.last_report or {}).get("stalled"):
-                time.sleep(1.0)  # Label Studio unreachable: retry the hints later, not in a hot loop
+                self._stopping.wait(1.0)  # Label Studio unreachable: retry the hints later, not in a hot loop
         task_ids = [oid for kind, oid in hints if kind == "task"]
         with self._cond:
             train, self._train = self._train, False
@@ -158,7 +161,7 @@ class ProjectWorker:
             if job_id is not None:
                 store.finish_job(job_id, error=msg)
             if kind == "feedback":
-                time.sleep(min(5.0, self.model.config.verdict_quiet_seconds))  # no hot retry loop
+                self._stopping.wait(min(5.0, self.model.config.verdict_quiet_seconds))  # no hot retry loop
             return False
         finally:
             with self._cond:
