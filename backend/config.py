@@ -25,7 +25,7 @@ class Config:
     verdict_batch: int = 20
     verdict_quiet_seconds: float = 5.0
     push_batch: int = 5000
-    download_workers: int = 8
+    download_workers: int = 4
     max_image_bytes: int = 10 * 1024 * 1024
     download_timeout: float = 15.0
     api_timeout: float = 60.0

@@ -275,6 +275,9 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="training epochs (default 2)")
     ap.add_argument("--ranker", choices=("real", "stand-in"), default="real")
     ap.add_argument("--setup-calls", type=int, default=200)
+    ap.add_argument("--download-workers", type=int, default=Config.download_workers)
+    ap.add_argument("--switch-interval", type=float, default=0.0,
+                    help="sys.setswitchinterval for the backend process (0: leave as is)")
     ap.add_argument("--out", default=str(ROOT / "benchmark" / "backend.json"))
     args = ap.parse_args(argv)
     ranker_cls = ranker_class(args.ranker)
@@ -287,7 +290,10 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory()
     cfg = Config(model_dir=tmp.name, label_studio_url=ls_url, label_studio_api_key=TOKEN,
                  detection_method=args.method, train_epochs=args.epochs, verdict_batch=20,
-                 verdict_quiet_seconds=5, log_level="WARNING", ranker_cls=ranker_cls)
+                 verdict_quiet_seconds=5, log_level="WARNING", ranker_cls=ranker_cls,
+                 download_workers=args.download_workers)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     app = create_app(cfg)
     be_server, be_url = serve(app, wsgi=True)
     out = {"ranker": getattr(ranker_cls, "__module__", "") + "." + ranker_cls.__name__,
