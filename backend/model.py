@@ -89,9 +89,22 @@ class SuspicionModel:
             self._setup_url = hostname.rstrip("/")
         if access_token and isinstance(access_token, str):
             self._setup_token = access_token
-        if self.model_version is None and self.store.last_job("train") is None and self.worker:
-            self.worker.request_training()
+        if self.model_version is None:
+            self.maybe_train()
         return self.model_version or self.initial_version()
+
+    def maybe_train(self, *, min_interval: float = 60.0) -> bool:
+        """Queue training unless one ran (or failed) less than ``min_interval`` seconds ago, so
+        Label Studio's frequent /setup and /predict calls do not start a job each."""
+        import time
+        job = self.store.last_job("train")
+        if self.worker is None:
+            return False
+        if job is not None and (job["state"] == "running" or
+                                time.time() - (job["finished"] or job["started"]) < min_interval):
+            return False
+        self.worker.request_training()
+        return True
 
     def initial_version(self) -> str:
         return f"suspicion-{self.config.detection_method}-untrained"
@@ -123,8 +136,7 @@ class SuspicionModel:
     def _score_unknown(self, tasks: list[dict]) -> list[tuple]:
         from .feedback import score_tasks  # local: feedback imports training imports images
         if self.ranker() is None:
-            if self.worker:
-                self.worker.request_training()
+            self.maybe_train()
             return []
         inline = tasks[: self.config.predict_inline_limit]
         rest = tasks[self.config.predict_inline_limit:]

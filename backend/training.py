@@ -55,6 +55,11 @@ def run_training(model) -> dict:
         rows[tid] = (tid, None, url, label, None, None, 0, None)
         fetch_idx.append(tid)
         urls.append(url)
+    if not tasks:
+        raise ValueError(f"project {model.project_id} has no tasks yet: import labeled images, "
+                         f"then press Start Training")
+    if not urls:
+        raise ValueError(f"none of the {len(tasks)} tasks has an image in data[{spec.image_key!r}]")
     blobs = fetch_all(client, urls, workers=cfg.download_workers)
     t_fetch = time.monotonic()
     x, errors, channels = decode_all(blobs)

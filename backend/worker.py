@@ -131,8 +131,8 @@ class ProjectWorker:
             if model.ranker() is None:
                 for tid in task_ids:
                     store.drop_hint("task", tid)
-                if model.model_version is None and store.last_job("train") is None:
-                    self.request_training()
+                with self._cond:  # new tasks and no model yet: they may be what training lacked
+                    self._train = True
             elif self._run("score_new", lambda: score_created_tasks(model, task_ids)):
                 for tid in task_ids:
                     store.drop_hint("task", tid)

@@ -253,3 +253,19 @@ def test_personal_access_token_is_exchanged(make_app, rsps, h):
     app = make_app(label_studio_api_key=refresh)
     model = app.extensions["suspicion"].get(1)
     assert model.client().get_annotation(5) == {"id": 5}
+
+
+def test_failed_first_training_is_retried_when_tasks_arrive(client, fake_ls, h):
+    resp = client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML})  # project still empty
+    assert resp.status_code == 200
+    model = client.application.extensions["suspicion"].get(1)
+    assert h.wait_for(lambda: (model.store.last_job("train") or {}).get("state") == "failed")
+    assert "no tasks" in model.status()["last_error"]
+    # /setup and /predict right after a failure do not start job after job
+    client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML})
+    assert not model.maybe_train()
+    h.seed(fake_ls, n=9)
+    client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 1},
+                                  "tasks": [{"id": t} for t in range(1, 10)]})
+    assert h.wait_for(lambda: fake_ls.model_version is not None and model.worker.idle())
+    assert model.status()["last_error"] is None
