@@ -1,0 +1,34 @@
+# One-command entry points.
+#   make demo   install what is missing, start Label Studio + the backend, import a noisy MNIST
+#               sample, train, print the URL and login (Ctrl-C stops everything)
+#   make test   the test suite (end-to-end tests need .venv-ls: make ls-venv)
+PYTHON ?= python3
+VENV := .venv
+LS_VENV := .venv-ls
+LS_VERSION := 1.23.2
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test venv ls-venv
+
+venv: $(VENV)/.installed
+
+# Rebuilt when the requirements change; pip leaves satisfied packages alone.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q $(TORCH)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+# Label Studio lives in a virtualenv of its own: its pins clash with ours.
+ls-venv: $(LS_VENV)/.installed
+
+$(LS_VENV)/.installed:
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --disable-pip-version-check -q label-studio==$(LS_VERSION)
+	touch $@
+
+demo: venv ls-venv
+	$(VENV)/bin/python scripts/demo.py
+
+test: venv
+	$(VENV)/bin/python -m pytest
