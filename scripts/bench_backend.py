@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import re
 import statistics
 import sys
@@ -295,6 +296,7 @@ def main(argv=None) -> int:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     app = create_app(cfg)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # gunicorn logs no access lines by default either
     be_server, be_url = serve(app, wsgi=True)
     out = {"ranker": getattr(ranker_cls, "__module__", "") + "." + ranker_cls.__name__,
            "method": args.method, "epochs": args.epochs, "tasks": args.tasks, "big": args.big}
