@@ -24,7 +24,6 @@ import os
 import re
 import sys
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -273,12 +272,12 @@ def _chunks(seq: Sequence, size: int) -> list[Sequence]:
 
 def import_items(ls: LabelStudio, project: int, items: Sequence[ImageItem], schema: Schema, *,
                  storage: str, batch: int, document_root: Path | None = None,
-                 workers: int = 1, progress: Callable[[int], None] | None = None) -> int:
+                 progress: Callable[[int], None] | None = None) -> int:
     """Import ``items`` as annotated tasks in batches; returns the number of tasks created."""
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}")
-    if batch < 1 or workers < 1:
-        raise ValueError("batch and workers must be at least 1")
+    if batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {batch}")
 
     if storage == "local":
         if document_root is None:
@@ -295,19 +294,14 @@ def import_items(ls: LabelStudio, project: int, items: Sequence[ImageItem], sche
             return import_tasks(ls, project, [make_task(it, u, schema) for it, u in zip(chunk, urls)])
         chunks = _chunks(items, min(batch, MAX_FILES_PER_UPLOAD))
 
+    # One request at a time: Label Studio's default SQLite database answers "database is locked"
+    # to concurrent imports, and the script is not the limit (about 1% of a CPU while importing).
     done = 0
-    if workers == 1:
-        for chunk in chunks:
-            n = run(chunk)
-            done += n
-            if progress:
-                progress(n)
-        return done
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for n in pool.map(run, chunks):  # map keeps order and re-raises the first error
-            done += n
-            if progress:
-                progress(n)
+    for chunk in chunks:
+        n = run(chunk)
+        done += n
+        if progress:
+            progress(n)
     return done
 
 
@@ -376,8 +370,7 @@ def start_training(ls: LabelStudio, ml_backend: int) -> None:
 # -- the whole run ---------------------------------------------------------------------------
 def run_import(folder: str | os.PathLike, *, url: str, api_key: str, title: str | None = None,
                ml_backend: str | None = None, storage: str = "upload", batch: int = 500,
-               document_root: str | os.PathLike | None = None, workers: int = 1,
-               train: bool = True, show_progress: bool | None = None,
+               document_root: str | os.PathLike | None = None, train: bool = True, show_progress: bool | None = None,
                ls: LabelStudio | None = None, echo: Callable[[str], None] = print) -> ImportSummary:
     """Import ``folder`` into the project ``title``; see the module docstring."""
     if storage not in STORAGES:
@@ -414,7 +407,7 @@ def run_import(folder: str | os.PathLike, *, url: str, api_key: str, title: str 
         with tqdm(total=len(todo), desc=f"importing ({storage})", unit="img",
                   disable=(None if show_progress is None else not show_progress)) as bar:
             imported = import_items(ls, pid, todo, schema, storage=storage, batch=batch,
-                                    document_root=doc_root, workers=workers, progress=bar.update)
+                                    document_root=doc_root, progress=bar.update)
     summary = ImportSummary(project_id=pid, project_url=f"{ls.url}/projects/{pid}/data",
                             created_project=created, found=len(scan.items),
                             skipped=len(scan.skipped), already_present=already, imported=imported)
@@ -447,7 +440,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT (for --storage local)")
     ap.add_argument("--batch", type=int, default=500, help="tasks per import request (default 500; "
                     f"uploads send at most {MAX_FILES_PER_UPLOAD} files per request)")
-    ap.add_argument("--workers", type=int, default=1, help="parallel import requests (default 1)")
     ap.add_argument("--no-train", action="store_true", help="connect the backend but do not train")
     return ap
 
@@ -457,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_import(args.folder, url=args.url, api_key=args.api_key or "", title=args.title,
                    ml_backend=args.ml_backend, storage=args.storage, batch=args.batch,
-                   document_root=args.document_root, workers=args.workers, train=not args.no_train)
+                   document_root=args.document_root, train=not args.no_train)
     except (ValueError, OSError) as exc:  # LabelStudioError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2

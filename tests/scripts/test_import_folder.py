@@ -250,13 +250,6 @@ def test_fewer_tasks_created_than_sent_is_an_error(tmp_path, fake):
         run(folder, fake)
 
 
-def test_parallel_workers_import_everything_once(tmp_path, fake):
-    folder = make_folder(tmp_path / "m", {"a": 9, "b": 8})
-    s = run(folder, fake, batch=3, workers=3)
-    paths = [t["data"]["path"] for t in fake.tasks[s.project_id]]
-    assert s.imported == 17 and len(set(paths)) == 17
-
-
 def test_label_config_round_trip_and_escaping():
     cfg = imp.label_config(["a&b", 'say "x"', "c"])
     schema = imp.parse_schema(cfg)
@@ -266,6 +259,14 @@ def test_label_config_round_trip_and_escaping():
         imp.parse_schema('<View><Text name="t" value="$text"/></View>')
     with pytest.raises(ValueError, match="not valid XML"):
         imp.parse_schema("<View>")
+
+
+def test_bad_batch_and_storage(tmp_path, fake):
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    with pytest.raises(ValueError, match="--batch must be at least 1"):
+        run(folder, fake, batch=0)
+    with pytest.raises(ValueError, match="--storage must be one of"):
+        run(folder, fake, storage="s3")
 
 
 def test_upload_refuses_oversized_batches(tmp_path, fake):
