@@ -1,0 +1,208 @@
+"""DFauLo (Data Fault Localization): views, mutant models and per-item features.
+
+The paper's recipe, with the defects of the official code fixed (see DESIGN.md): three
+independent mutants, each a copy of the *original* model fine-tuned on the data minus one view
+(input-level outliers, hidden-level minority cluster bounded by alpha, output-level top loss);
+losses from logits (no double softmax); features standardized before the meta-ranker.
+
+Everything an item's features need is kept as *label-independent* model outputs
+(``ModelOutputs``), so the features of any item under any label can be built later: for new
+items, and for synthetic label flips that train the initial ranker.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import build_model
+from .train import TrainResult, predict, softmax, train_model
+from .views import ActivationView, OutlierView, class_thresholds
+
+VIEW_NAMES = ("outlier", "activation", "loss")
+
+
+@dataclass
+class ModelOutputs:
+    """Label-independent outputs for N items (C classes, E checkpoints).
+
+    probs (N, C) of the original model; mutant_probs (3, N, C); ckpt_probs (E, N, C) and
+    ckpt_hnorm2 (E, N) (squared norm of penultimate activations) per checkpoint;
+    outlier (N, C) and activation (N, C) view scores of each item against each class.
+    """
+
+    probs: np.ndarray
+    mutant_probs: np.ndarray
+    ckpt_probs: np.ndarray
+    ckpt_hnorm2: np.ndarray
+    outlier: np.ndarray
+    activation: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def take(self, idx: np.ndarray) -> "ModelOutputs":
+        return ModelOutputs(self.probs[idx], self.mutant_probs[:, idx], self.ckpt_probs[:, idx],
+                            self.ckpt_hnorm2[:, idx], self.outlier[idx], self.activation[idx])
+
+    @staticmethod
+    def concat(parts: list["ModelOutputs"]) -> "ModelOutputs":
+        return ModelOutputs(*(np.concatenate([getattr(p, f) for p in parts], axis=ax)
+                              for f, ax in (("probs", 0), ("mutant_probs", 1), ("ckpt_probs", 1),
+                                            ("ckpt_hnorm2", 1), ("outlier", 0), ("activation", 0))))
+
+
+@dataclass
+class DFauLoModels:
+    """What DFauLo fitted: the original model, three mutants, checkpoints, views, thresholds."""
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    base_state: dict
+    mutant_states: list[dict]
+    ckpt_states: list[dict]
+    ckpt_lrs: np.ndarray
+    outlier_view: OutlierView
+    activation_view: ActivationView
+    thresholds: np.ndarray  # (3, C): outlier, activation, loss flags at the per-class top alpha
+
+    def model(self, state: dict) -> nn.Module:
+        m = build_model(self.input_shape, self.num_classes)
+        m.load_state_dict(state)
+        return m.eval()
+
+
+def compute_outputs(models: DFauLoModels, x: np.ndarray, *, base: nn.Module | None = None) -> ModelOutputs:
+    """Run the original model, the mutants and every checkpoint over ``x`` (N, C, H, W)."""
+    base = base if base is not None else models.model(models.base_state)
+    logits, feats = predict(base, x)
+    mutant_probs = np.stack([softmax(predict(models.model(s), x)[0]) for s in models.mutant_states])
+    ckpt_probs, ckpt_hnorm2 = [], []
+    work = models.model(models.base_state)
+    for state in models.ckpt_states:
+        work.load_state_dict(state)
+        lg, h = predict(work, x)
+        ckpt_probs.append(softmax(lg))
+        ckpt_hnorm2.append((h.astype(np.float64) ** 2).sum(1).astype(np.float32))
+    return ModelOutputs(
+        probs=softmax(logits), mutant_probs=mutant_probs,
+        ckpt_probs=np.stack(ckpt_probs).astype(np.float32), ckpt_hnorm2=np.stack(ckpt_hnorm2),
+        outlier=models.outlier_view.score_all(x), activation=models.activation_view.score_all(feats))
+
+
+def _ce(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))
+
+
+def tracin_from_outputs(out: ModelOutputs, labels: np.ndarray, lrs: np.ndarray) -> np.ndarray:
+    """TracIn last-layer self-influence ``(N,)`` from the stored checkpoint outputs."""
+    total = np.zeros(len(labels))
+    rows = np.arange(len(labels))
+    for e, lr in enumerate(lrs):
+        p = out.ckpt_probs[e].astype(np.float64).copy()
+        p[rows, labels] -= 1.0
+        total += lr * (p ** 2).sum(1) * (out.ckpt_hnorm2[e] + 1.0)
+    return total
+
+
+def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) -> np.ndarray:
+    """Feature matrix ``(N, 5C + 7 + E + 5)`` of items under ``labels`` (N,).
+
+    The paper's 5C + 7: original softmax (C), one-hot label (C), mutant softmaxes (3C), three
+    "in this view" flags, four losses (original + mutants). Added: the loss at each of the E
+    checkpoints, log TracIn self-influence, the continuous outlier and activation scores for the
+    label, the outlier score against the nearest class, and the label's margin.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n, c = out.probs.shape
+    rows = np.arange(n)
+    onehot = np.eye(c, dtype=np.float32)[labels]
+    loss0 = _ce(out.probs, labels)
+    mutant_losses = [_ce(p, labels) for p in out.mutant_probs]
+    outl = out.outlier[rows, labels]
+    act = out.activation[rows, labels]
+    thr = models.thresholds
+    flags = np.stack([outl >= thr[0, labels], act >= thr[1, labels], loss0 >= thr[2, labels]], 1)
+    ckpt_losses = np.stack([_ce(p, labels) for p in out.ckpt_probs], 1)
+    others = out.probs.copy()
+    others[rows, labels] = -1
+    margin = out.probs[rows, labels] - others.max(1)
+    extras = np.stack([np.log1p(tracin_from_outputs(out, labels, models.ckpt_lrs)), np.log(outl + 1e-6), act,
+                       np.log(out.outlier.min(1) + 1e-6), margin], 1)
+    return np.concatenate([
+        out.probs, onehot, out.mutant_probs.transpose(1, 0, 2).reshape(n, -1), flags.astype(np.float32),
+        np.stack([loss0, *mutant_losses], 1), ckpt_losses, extras], 1).astype(np.float32)
+
+
+def _fine_tune(base: nn.Module, x: np.ndarray, y: np.ndarray, *, keep: np.ndarray, num_classes: int,
+               epochs: int, lr: float, seed: int) -> dict:
+    mutant = copy.deepcopy(base)
+    train_model(x[keep], y[keep], num_classes=num_classes, epochs=epochs, lr=lr, seed=seed,
+                model=mutant, warmup=False)
+    return copy.deepcopy(mutant.state_dict())
+
+
+def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, base: TrainResult, alpha: float = 0.05,
+               mutant_epochs: int = 1, mutant_lr: float = 0.01, seed: int = 0,
+               progress: bool = False) -> tuple[DFauLoModels, ModelOutputs]:
+    """Views, mutants and outputs of all items, around an already trained original model.
+
+    ``x`` (N, C, H, W) and ``y`` (N,) are the training items; ``base`` is ``train_model``'s
+    result on them. Returns the fitted models and the outputs of every item.
+    """
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=5, desc="DFauLo", unit="stage", leave=False)
+
+    def tick(stage: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(stage)
+            bar.update(1)
+
+    model = base.model.eval()
+    logits, feats = predict(model, x)
+    loss0 = _ce(softmax(logits), y)
+    outlier_view = OutlierView(num_classes=num_classes, seed=seed).fit(x, y)
+    activation_view = ActivationView(num_classes=num_classes, seed=seed).fit(feats, y)
+    rows = np.arange(len(y))
+    outl_all = outlier_view.score_all(x)
+    act_all = activation_view.score_all(feats)
+    view_scores = [outl_all[rows, y], act_all[rows, y], loss0]
+    thresholds = np.stack([class_thresholds(s, y, num_classes=num_classes, alpha=alpha) for s in view_scores])
+    tick("views")
+    mutant_states = []
+    for v, s in enumerate(view_scores):
+        in_view = s >= thresholds[v, y]
+        mutant_states.append(_fine_tune(model, x, y, keep=~in_view, num_classes=num_classes,
+                                        epochs=mutant_epochs, lr=mutant_lr, seed=seed + 1 + v))
+        tick(f"mutant {VIEW_NAMES[v]}")
+    models = DFauLoModels(
+        input_shape=tuple(int(s) for s in x.shape[1:]), num_classes=num_classes,
+        base_state=copy.deepcopy(model.state_dict()), mutant_states=mutant_states,
+        ckpt_states=[c.state for c in base.checkpoints],
+        ckpt_lrs=np.array([c.lr for c in base.checkpoints]), outlier_view=outlier_view,
+        activation_view=activation_view, thresholds=thresholds)
+    outputs = compute_outputs(models, x, base=model)
+    tick("outputs")
+    if bar is not None:
+        bar.close()
+    return models, outputs
+
+
+def synthetic_noise_inputs(count: int, *, input_shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    """``count`` synthetic items that belong to no class: half uniform pixel noise, half smooth
+    random blobs (noise blurred and rescaled). Shape ``(count, C, H, W)`` float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    out = rng.random((count, *input_shape), dtype=np.float32)
+    half = count // 2
+    if half:
+        blur = torch.nn.functional.avg_pool2d(torch.from_numpy(out[:half]), 5, stride=1, padding=2)
+        b = blur.numpy()
+        lo = b.min(axis=(1, 2, 3), keepdims=True)
+        hi = b.max(axis=(1, 2, 3), keepdims=True)
+        out[:half] = (b - lo) / np.maximum(hi - lo, 1e-6)
+    return out

@@ -1,0 +1,99 @@
+"""DFauLo's three per-class views of likely faults, as continuous scores plus top-alpha flags.
+
+Each view is fitted per class on the items labeled with that class and can then score *any* item
+against *any* class, so features can be computed for items and labels that were not in the fit
+(new tasks, synthetic label flips).
+
+- input level (``OutlierView``): reconstruction error of a per-class PCA on the raw pixels, a
+  linear auto-encoder; the official code trains a VAE per class, which costs far more.
+- hidden level (``ActivationView``): KMeans(2) on the penultimate activations of the class; the
+  score is how much nearer an item lies to the minority centroid than to the majority one.
+  The official code flags the whole minority cluster; here the flag is bounded by alpha.
+- output level: the loss itself, flagged in the top alpha of its class.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+
+
+def class_thresholds(scores: np.ndarray, labels: np.ndarray, *, num_classes: int, alpha: float) -> np.ndarray:
+    """Per class, the (1 - alpha) quantile of the scores of its items: ``(num_classes,)``.
+    Classes without items get +inf (nothing flagged)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    out = np.full(num_classes, np.inf)
+    for c in range(num_classes):
+        s = scores[labels == c]
+        if len(s):
+            out[c] = np.quantile(s, 1 - alpha)
+    return out
+
+
+class OutlierView:
+    """Per-class PCA reconstruction error on flattened inputs."""
+
+    def __init__(self, *, num_classes: int, components: int = 16, seed: int = 0):
+        self.num_classes = num_classes
+        self.components = components
+        self.seed = seed
+        self.pcas: list[PCA | None] = []
+
+    def fit(self, x: np.ndarray, labels: np.ndarray) -> "OutlierView":
+        flat = x.reshape(len(x), -1)
+        self.pcas = []
+        for c in range(self.num_classes):
+            xc = flat[labels == c]
+            if len(xc) < 3:
+                self.pcas.append(None)
+                continue
+            k = int(min(self.components, len(xc) - 1, flat.shape[1]))
+            self.pcas.append(PCA(n_components=k, random_state=self.seed).fit(xc))
+        return self
+
+    def score_all(self, x: np.ndarray) -> np.ndarray:
+        """Reconstruction error of every item under every class's PCA: ``(N, num_classes)``."""
+        flat = x.reshape(len(x), -1)
+        out = np.zeros((len(x), self.num_classes), dtype=np.float32)
+        for c, pca in enumerate(self.pcas):
+            if pca is None:
+                continue
+            recon = pca.inverse_transform(pca.transform(flat))
+            out[:, c] = ((flat - recon) ** 2).mean(1)
+        return out
+
+
+class ActivationView:
+    """Per-class KMeans(2) on penultimate activations; score = d(majority) - d(minority)."""
+
+    def __init__(self, *, num_classes: int, seed: int = 0):
+        self.num_classes = num_classes
+        self.seed = seed
+        self.centroids = np.zeros((num_classes, 2, 0), dtype=np.float32)  # [c, (majority, minority)]
+        self.valid = np.zeros(num_classes, dtype=bool)
+
+    def fit(self, feats: np.ndarray, labels: np.ndarray) -> "ActivationView":
+        d = feats.shape[1]
+        self.centroids = np.zeros((self.num_classes, 2, d), dtype=np.float32)
+        self.valid = np.zeros(self.num_classes, dtype=bool)
+        for c in range(self.num_classes):
+            fc = feats[labels == c]
+            if len(fc) < 4:
+                continue
+            km = KMeans(n_clusters=2, n_init=3, random_state=self.seed).fit(fc)
+            counts = np.bincount(km.labels_, minlength=2)
+            major = int(counts.argmax())
+            self.centroids[c] = km.cluster_centers_[[major, 1 - major]]
+            self.valid[c] = True
+        return self
+
+    def score_all(self, feats: np.ndarray) -> np.ndarray:
+        """``(N, num_classes)``: for each class, distance to its majority centroid minus distance to
+        its minority centroid (positive = looks like the class's minority cluster)."""
+        out = np.zeros((len(feats), self.num_classes), dtype=np.float32)
+        for c in np.flatnonzero(self.valid):
+            dmaj = np.linalg.norm(feats - self.centroids[c, 0], axis=1)
+            dmin = np.linalg.norm(feats - self.centroids[c, 1], axis=1)
+            out[:, c] = dmaj - dmin
+        return out
