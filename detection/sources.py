@@ -35,3 +35,29 @@ def load_source(name: str, *, limit: int | None = None, seed: int = 0) -> Labele
             keep = np.sort(keep)
             images, labels = images[keep], labels[keep]
     return from_arrays(images, labels, classes=[str(i) for i in range(10)], size=28)
+
+
+NOISE_KINDS = ("symmetric", "pair", "ood")
+
+
+def noisy_source(name: str, *, kind: str, rate: float, seed: int = 0, limit: int | None = None):
+    """A bundled image set with planted faults and their ground truth.
+
+    kind "symmetric" / "pair": label noise; "ood": items replaced by photo crops that keep their
+    label (their true label is -1: they belong to no class).
+    Returns ``(images: LabeledImages with the given labels, true_labels (N,), is_fault (N,))``.
+    """
+    from .noise import inject_label_noise, inject_ood
+
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+    clean = load_source(name, limit=limit, seed=seed)
+    true = clean.y.copy()
+    if kind == "ood":
+        x, is_fault = inject_ood(clean.x, rate=rate, seed=seed)
+        true[is_fault] = -1
+        clean.x = x
+    else:
+        clean.y, is_fault = inject_label_noise(clean.y, rate=rate, kind=kind, num_classes=clean.num_classes,
+                                               seed=seed)
+    return clean, true, is_fault
