@@ -70,6 +70,10 @@ def wait_scored(ls: LabelStudio, project: int, *, total: int, backend: servers.S
     raise RuntimeError(f"not every task was scored within {timeout:.0f} s; see {backend.log}")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, default=servers.REPO / ".demo", help="state folder (default .demo)")
@@ -82,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-wait", action="store_true", help="exit after scoring (stops the servers)")
     args = ap.parse_args(argv)
 
-    # SIGTERM (e.g. from a process manager) stops everything like Ctrl-C does
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops everything like Ctrl-C does
     state: Path = args.dir.resolve()
     if args.fresh and state.exists():
         shutil.rmtree(state)

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import sys
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,7 +308,8 @@ def import_items(ls: LabelStudio, project: int, items: Sequence[ImageItem], sche
 
 # -- ML backend ------------------------------------------------------------------------------
 def connect_ml_backend(ls: LabelStudio, project: int, backend_url: str, *,
-                       title: str = "suspicious-labels") -> tuple[int, list[str]]:
+                       title: str = "suspicious-labels", attempts: int = 3,
+                       retry_wait: float = 2.0) -> tuple[int, list[str]]:
     """Connect the ML backend (reused when already connected) and check its webhook.
 
     Label Studio creates the ``<backend>/webhook`` project webhook itself; this never adds one.
@@ -320,8 +322,14 @@ def connect_ml_backend(ls: LabelStudio, project: int, backend_url: str, *,
             ml = b
             break
     if ml is None:
-        resp = ls.request("POST", "/api/ml", ok=(200, 201, 400), json={
-            "url": backend_url, "project": project, "title": title, "is_interactive": False})
+        for attempt in range(attempts):
+            resp = ls.request("POST", "/api/ml", ok=(200, 201, 400), json={
+                "url": backend_url, "project": project, "title": title, "is_interactive": False})
+            # Label Studio gives /setup 3 s; a backend that is still warming up (loading its
+            # libraries on the first project) answers in time on the next try
+            if resp.status_code != 400 or "timed out" not in resp.text or attempt == attempts - 1:
+                break
+            time.sleep(retry_wait)
         if resp.status_code == 400:
             raise LabelStudioError(
                 f"Label Studio could not connect the ML backend at {backend_url}: "

@@ -10,6 +10,7 @@ import csv
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,15 @@ def _in_ci() -> bool:
 
 
 @pytest.fixture(scope="session")
-def label_studio(tmp_path_factory):
+def e2e_dir():
+    """A private temporary folder (not pytest's shared basetemp: concurrent pytest runs on the
+    same machine prune old basetemps, which would pull the data from under a running server)."""
+    with tempfile.TemporaryDirectory(prefix="e2e-label-studio-") as d:
+        yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def label_studio(e2e_dir):
     """A running Label Studio: ``(server, document_root)``."""
     if servers.label_studio_bin() is None:
         reason = (f"Label Studio {servers.LS_VERSION} is not installed in {servers.label_studio_venv()} "
@@ -34,7 +43,7 @@ def label_studio(tmp_path_factory):
         if _in_ci():
             pytest.fail("CI=true: " + reason, pytrace=False)
         pytest.skip(reason)
-    base = tmp_path_factory.mktemp("label-studio")
+    base = e2e_dir / "label-studio"
     docroot = base / "files"
     server = servers.start_label_studio(
         data_dir=base / "data", document_root=docroot, port=servers.free_port(), username=USER,
@@ -44,10 +53,10 @@ def label_studio(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def backend(label_studio, tmp_path_factory):
+def backend(label_studio, e2e_dir):
     """The ML backend under gunicorn, talking to ``label_studio`` with the legacy token."""
     ls, _ = label_studio
-    base = tmp_path_factory.mktemp("backend")
+    base = e2e_dir / "backend"
     server = servers.start_backend(
         port=servers.free_port(), model_dir=base / "models", label_studio_url=ls.url,
         api_key=TOKEN, log=base / "backend.log",

@@ -33,6 +33,7 @@ class FakeLabelStudio:
     drop_tasks: int = 0  # create this many fewer tasks than sent (to test the check)
     create_webhook: bool = True  # what Label Studio does when a backend is connected
     exchanges: int = 0
+    setup_timeouts: int = 0  # answer this many POST /api/ml with Label Studio's /setup timeout
     _next: int = 0
 
     def _id(self) -> int:
@@ -162,6 +163,11 @@ class FakeLabelStudio:
 
     def _create_ml(self, request, query):
         body = json.loads(request.body)
+        if self.setup_timeouts > 0:
+            self.setup_timeouts -= 1
+            return _json(400, {"status_code": 400, "validation_errors": {"non_field_errors": [
+                f"Successfully connected to {body['url']} but it doesn't look like a valid ML "
+                "backend. Reason: HTTPConnectionPool: Read timed out. (read timeout=3.0)."]}})
         if "unreachable" in body["url"]:
             return _json(400, {"status_code": 400, "detail": "Validation error", "validation_errors": {
                 "non_field_errors": [f"Can't connect to ML backend {body['url']}, health check "

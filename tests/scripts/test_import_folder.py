@@ -226,6 +226,19 @@ def test_connects_backend_once_checks_webhook_and_trains(tmp_path, fake):
     assert len(fake.webhooks) == 2
 
 
+def test_backend_slow_on_first_setup_is_retried(tmp_path, fake):
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    s = imp.run_import(folder, url=fake.url, api_key=TOKEN, show_progress=False, echo=lambda m: None)
+    fake.setup_timeouts = 2
+    ml_id, warnings = imp.connect_ml_backend(imp.LabelStudio(fake.url, TOKEN), s.project_id,
+                                             "http://backend.test:9090", retry_wait=0)
+    assert fake.setup_timeouts == 0 and len(fake.ml) == 1 and warnings == []
+    fake.setup_timeouts = 3
+    with pytest.raises(ValueError, match="Read timed out"):
+        imp.connect_ml_backend(imp.LabelStudio(fake.url, TOKEN), s.project_id,
+                               "http://other.test:9090", retry_wait=0)
+
+
 def test_missing_webhook_is_reported(tmp_path, fake):
     fake.create_webhook = False
     folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
