@@ -3,8 +3,9 @@ import a noisy MNIST sample, Start Training, sort by Prediction score, correct t
 reviewer, wait for the retrained ranking.
 
 Bars (set from measurements, with margin; see docs/import-and-demo.md): with 10% symmetric noise
-on 1,500 MNIST digits the first ranking found 0.85-0.9 of the planted faults within the first 10%
-of the order (chance: 0.10).
+on 1,500 MNIST digits the first ranking (DFauLo, before any verdict) found 0.73 of the planted
+faults within the first 10% of the order (AP 0.78; chance: 0.10). After 100 reviews (89 faults
+corrected, 11 confirmed) the remaining 1,400 items went from AP 0.27 to 0.94.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.e2e.conftest import TOKEN
 
 pytestmark = pytest.mark.e2e
 
-RECALL_AT_10_BAR = 0.6  # measured 0.85-0.9 here; chance is 0.10 (random scores fail: see below)
+RECALL_AT_10_BAR = 0.5  # measured 0.73 here; chance is 0.10 (random scores fail: see below)
 REVIEWED = 100  # items the simulated reviewer checks after the first ranking
 SCORED_TIMEOUT = 600.0
 DM_ORDER = {"ordering": ["-tasks:predictions_score"]}
