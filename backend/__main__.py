@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     app = create_app(config)
+    app.extensions["suspicion"].ranker_cls  # noqa: B018 - import torch now, not on the first /setup
     app.run(host=args.host, port=args.port, debug=args.debug, threaded=True, use_reloader=False)
     return 0
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .models import build_model
-from .train import TrainResult, predict, softmax, train_model
+from .train import Checkpoint, predict, softmax, train_model
 from .views import ActivationView, OutlierView, class_thresholds
 
 VIEW_NAMES = ("outlier", "activation", "loss")
@@ -75,16 +75,24 @@ class DFauLoModels:
         return m.eval()
 
 
-def compute_outputs(models: DFauLoModels, x: np.ndarray, *, base: nn.Module | None = None) -> ModelOutputs:
-    """Run the original model, the mutants and every checkpoint over ``x`` (N, C, H, W)."""
-    base = base if base is not None else models.model(models.base_state)
-    logits, feats = predict(base, x)
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def compute_outputs(models: DFauLoModels, x: np.ndarray, *,
+                    base_out: tuple[np.ndarray, np.ndarray] | None = None) -> ModelOutputs:
+    """Run the original model, the mutants and every checkpoint over ``x`` (N, C, H, W).
+    ``base_out`` = the original model's (logits, features) on ``x`` when already computed."""
+    logits, feats = base_out if base_out is not None else predict(models.model(models.base_state), x)
     mutant_probs = np.stack([softmax(predict(models.model(s), x)[0]) for s in models.mutant_states])
     ckpt_probs, ckpt_hnorm2 = [], []
     work = models.model(models.base_state)
     for state in models.ckpt_states:
-        work.load_state_dict(state)
-        lg, h = predict(work, x)
+        if _same_state(state, models.base_state):   # the last checkpoint is the original model
+            lg, h = logits, feats
+        else:
+            work.load_state_dict(state)
+            lg, h = predict(work, x)
         ckpt_probs.append(softmax(lg))
         ckpt_hnorm2.append((h.astype(np.float64) ** 2).sum(1).astype(np.float32))
     return ModelOutputs(
@@ -145,13 +153,15 @@ def _fine_tune(base: nn.Module, x: np.ndarray, y: np.ndarray, *, keep: np.ndarra
     return copy.deepcopy(mutant.state_dict())
 
 
-def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, base: TrainResult, alpha: float = 0.05,
+def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Module,
+               checkpoints: list[Checkpoint], alpha: float = 0.05,
                mutant_epochs: int = 1, mutant_lr: float = 0.01, seed: int = 0,
                progress: bool = False) -> tuple[DFauLoModels, ModelOutputs]:
     """Views, mutants and outputs of all items, around an already trained original model.
 
-    ``x`` (N, C, H, W) and ``y`` (N,) are the training items; ``base`` is ``train_model``'s
-    result on them. Returns the fitted models and the outputs of every item.
+    ``x`` (N, C, H, W) and ``y`` (N,) are the training items; ``model`` was trained on them and
+    ``checkpoints`` are its training checkpoints (their outputs become features).
+    Returns the fitted models and the outputs of every item.
     """
     bar = None
     if progress:
@@ -163,10 +173,10 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, base: TrainRes
             bar.set_postfix_str(stage)
             bar.update(1)
 
-    model = base.model.eval()
+    model = model.eval()
     logits, feats = predict(model, x)
     loss0 = _ce(softmax(logits), y)
-    outlier_view = OutlierView(num_classes=num_classes, seed=seed).fit(x, y)
+    outlier_view = OutlierView(num_classes=num_classes).fit(x, y)
     activation_view = ActivationView(num_classes=num_classes, seed=seed).fit(feats, y)
     rows = np.arange(len(y))
     outl_all = outlier_view.score_all(x)
@@ -183,10 +193,10 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, base: TrainRes
     models = DFauLoModels(
         input_shape=tuple(int(s) for s in x.shape[1:]), num_classes=num_classes,
         base_state=copy.deepcopy(model.state_dict()), mutant_states=mutant_states,
-        ckpt_states=[c.state for c in base.checkpoints],
-        ckpt_lrs=np.array([c.lr for c in base.checkpoints]), outlier_view=outlier_view,
+        ckpt_states=[c.state for c in checkpoints],
+        ckpt_lrs=np.array([c.lr for c in checkpoints]), outlier_view=outlier_view,
         activation_view=activation_view, thresholds=thresholds)
-    outputs = compute_outputs(models, x, base=model)
+    outputs = compute_outputs(models, x, base_out=(logits, feats))
     tick("outputs")
     if bar is not None:
         bar.close()
@@ -206,3 +216,32 @@ def synthetic_noise_inputs(count: int, *, input_shape: tuple[int, int, int], see
         hi = b.max(axis=(1, 2, 3), keepdims=True)
         out[:half] = (b - lo) / np.maximum(hi - lo, 1e-6)
     return out
+
+
+def vote_columns(num_classes: int, num_checkpoints: int) -> tuple[int, int]:
+    """Columns of ``build_features`` holding the original loss and the activation view score."""
+    c, e = num_classes, num_checkpoints
+    return 5 * c + 3, 5 * c + 7 + e + 2
+
+
+def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
+    """Sorted loss and activation scores of the training items ``(2, N)``: the scale on which
+    the views vote ranks any item."""
+    cols = vote_columns(models.num_classes, len(models.ckpt_lrs))
+    return np.sort(features[:, cols], axis=0).T.copy()
+
+
+def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> np.ndarray:
+    """Meta-ranker inputs ``(N, F)``: the view-level features (everything after the 5C
+    probability and label columns) and the views vote, the mean percentile rank of the item's
+    loss and activation view scores among the training items.
+
+    Measured on the bundled MNIST sample (scripts/benchmark.py): this vote ranks pair noise and
+    photo-crop items far better than the loss alone, and the compact inputs let the refit learn
+    from a few hundred verdicts where the 5C probability columns made it overfit.
+    """
+    cols = vote_columns(models.num_classes, len(models.ckpt_lrs))
+    pct = [np.searchsorted(reference[i], features[:, col], side="right") / reference.shape[1]
+           for i, col in enumerate(cols)]
+    vote = np.mean(pct, axis=0)
+    return np.concatenate([features[:, 5 * models.num_classes:], vote[:, None]], 1).astype(np.float64)

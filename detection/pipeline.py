@@ -20,14 +20,16 @@ import joblib
 import numpy as np
 import torch
 
-from .dfaulo import (DFauLoModels, build_features, compute_outputs, fit_dfaulo,
-                     synthetic_noise_inputs, tracin_from_outputs)
-from .ranker import MetaRanker
+from .dfaulo import (DFauLoModels, build_features, compute_outputs, fit_dfaulo, ranker_inputs,
+                     synthetic_noise_inputs, vote_reference)
+from .ranker import INITIAL_RANKERS, MetaRanker
+from .tracin import thin_checkpoints
 from .train import Checkpoint, cross_entropy, predict, softmax, train_model
 
 METHODS = ("dfaulo", "tracin", "loss")
 DEFAULT_EPOCHS = 8
-FORMAT_VERSION = 1
+CHECKPOINTS = 4  # TracIn checkpoints (every other epoch at the default 8 epochs)
+FORMAT_VERSION = 2
 
 
 def _validate(x, y, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,15 +64,17 @@ class SuspicionRanker:
 
     def __init__(self, *, method: str, models: DFauLoModels, labels: np.ndarray, predicted: np.ndarray,
                  features: np.ndarray | None, raw: np.ndarray | None, meta: MetaRanker | None,
-                 timings: dict | None = None):
+                 timings: dict | None = None, reference: np.ndarray | None = None):
         self.method = method
         self.models = models
         self.labels = labels
         self.predicted = predicted
         self.features = features
         self.raw = raw
-        self.reference = np.sort(raw) if raw is not None else None
+        # percentile scale: sorted raw scores (loss, tracin) or the views vote's (dfaulo)
+        self.reference = np.sort(raw) if raw is not None else reference
         self.meta = meta
+        self.inputs = ranker_inputs(features, models, self.reference) if features is not None else None
         self.verdicts: dict[int, bool] = {}
         self.timings = timings or {}
         self.scores = self._score_all()
@@ -78,12 +82,16 @@ class SuspicionRanker:
     # ------------------------------------------------------------------ construction
     @classmethod
     def fit(cls, x, y, *, num_classes: int, method: str = "dfaulo", seed: int = 0,
-            epochs: int | None = None, progress: bool = False, base=None) -> "SuspicionRanker":
+            epochs: int | None = None, progress: bool = False, base=None,
+            initial: str = "vote") -> "SuspicionRanker":
         """Train a model on ``x`` (N, C, H, W) float32 in [0, 1] with labels ``y`` (N,) in
         0..num_classes-1 and score every item. ``base`` (a ``TrainResult`` on the same data)
-        skips training, so several methods can share one model."""
+        skips training, so several methods can share one model. ``initial`` picks DFauLo's ranker
+        before any verdict: "vote" (views vote, default) or "synthetic" (the paper's)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        if initial not in INITIAL_RANKERS:
+            raise ValueError(f"unknown initial ranker {initial!r}; choose one of {', '.join(INITIAL_RANKERS)}")
         x, y = _validate(x, y, num_classes)
         if len(x) < 2 * num_classes:
             raise ValueError(f"need at least {2 * num_classes} items for {num_classes} classes, got {len(x)}")
@@ -93,25 +101,33 @@ class SuspicionRanker:
             base = train_model(x, y, num_classes=num_classes, epochs=epochs or DEFAULT_EPOCHS, seed=seed,
                                progress=progress)
         timings["train"] = base.seconds
+        checkpoints = thin_checkpoints(base.checkpoints, keep=CHECKPOINTS)
         t1 = time.perf_counter()
         if method == "dfaulo":
-            models, outputs = fit_dfaulo(x, y, num_classes=num_classes, base=base, seed=seed, progress=progress)
+            models, outputs = fit_dfaulo(x, y, num_classes=num_classes, model=base.model, checkpoints=checkpoints,
+                                         seed=seed, progress=progress)
             features = build_features(outputs, y, models)
-            meta = cls._initial_ranker(models, outputs, features, y, seed=seed)
+            reference = vote_reference(features, models)
+            inputs = ranker_inputs(features, models, reference)
+            meta = MetaRanker(seed=seed)
+            if initial == "vote":
+                meta.fit_vote(inputs)
+            else:
+                meta.fit_synthetic(inputs, cls._synthetic_inputs(models, outputs, y, reference, seed=seed))
             predicted = outputs.probs.argmax(1)
             raw = None
         else:
             models = DFauLoModels(
                 input_shape=tuple(int(s) for s in x.shape[1:]), num_classes=num_classes,
-                base_state=base.model.state_dict(), mutant_states=[], ckpt_states=[c.state for c in base.checkpoints],
-                ckpt_lrs=np.array([c.lr for c in base.checkpoints]), outlier_view=None, activation_view=None,
+                base_state=base.model.state_dict(), mutant_states=[], ckpt_states=[c.state for c in checkpoints],
+                ckpt_lrs=np.array([c.lr for c in checkpoints]), outlier_view=None, activation_view=None,
                 thresholds=np.zeros((3, num_classes)))
-            features, meta = None, None
+            features, meta, reference = None, None, None
             predicted, raw = cls._raw_scores(method, models, x, y, base=base.model)
         timings["scoring"] = time.perf_counter() - t1
         timings["total"] = timings["train"] + timings["scoring"]
         return cls(method=method, models=models, labels=y, predicted=predicted, features=features, raw=raw,
-                   meta=meta, timings=timings)
+                   meta=meta, timings=timings, reference=reference)
 
     @staticmethod
     def _raw_scores(method: str, models: DFauLoModels, x: np.ndarray, y: np.ndarray, *, base=None):
@@ -126,23 +142,28 @@ class SuspicionRanker:
         return probs.argmax(1), self_influence(base, ckpts, x, y)
 
     @staticmethod
-    def _initial_ranker(models: DFauLoModels, outputs, features: np.ndarray, y: np.ndarray, *,
-                        seed: int) -> MetaRanker:
-        """Synthetic faults: real items under a random wrong label, and synthetic noise inputs
-        under random labels (the paper uses the latter only)."""
+    def _synthetic_inputs(models: DFauLoModels, outputs, y: np.ndarray, reference: np.ndarray, *,
+                          seed: int) -> np.ndarray:
+        """Ranker inputs of synthetic faults: synthetic noise inputs under random labels (the
+        paper's), and real items under a wrong label (half random, half the model's most
+        plausible other class, as systematic confusions look)."""
         rng = np.random.default_rng(seed)
         c = models.num_classes
         flip_idx = rng.choice(len(y), size=min(len(y), 1000), replace=False)
         flipped = (y[flip_idx] + rng.integers(1, c, len(flip_idx))) % c
+        confusable = outputs.probs[flip_idx].copy()
+        confusable[np.arange(len(flip_idx)), y[flip_idx]] = -1
+        half = len(flip_idx) // 2
+        flipped[:half] = confusable[:half].argmax(1)
         flips = build_features(outputs.take(flip_idx), flipped, models)
-        noise_x = synthetic_noise_inputs(10 * c, input_shape=models.input_shape, seed=seed)
+        noise_x = synthetic_noise_inputs(max(c, len(flip_idx) // 10), input_shape=models.input_shape, seed=seed)
         noise = build_features(compute_outputs(models, noise_x), rng.integers(0, c, len(noise_x)), models)
-        return MetaRanker(seed=seed).fit_initial(features, np.concatenate([flips, noise]))
+        return ranker_inputs(np.concatenate([flips, noise]), models, reference)
 
     # ------------------------------------------------------------------ scoring
     def _score_all(self) -> np.ndarray:
         if self.method == "dfaulo":
-            return self.meta.score(self.features).astype(np.float64)
+            return self.meta.score(self.inputs).astype(np.float64)
         return _percentile(self.reference, self.raw).astype(np.float64)
 
     @property
@@ -176,7 +197,7 @@ class SuspicionRanker:
         if self.method == "dfaulo" and self.verdicts:
             idx = np.fromiter(self.verdicts.keys(), dtype=np.int64)
             verdict = np.fromiter(self.verdicts.values(), dtype=bool)
-            if self.meta.refit(self.features[idx], verdict):
+            if self.meta.refit(self.inputs[idx], verdict):
                 self.scores = self._score_all()
         return self.scores
 
@@ -189,7 +210,8 @@ class SuspicionRanker:
             return np.zeros(0), np.zeros(0, dtype=np.int64)
         if self.method == "dfaulo":
             out = compute_outputs(self.models, x)
-            return self.meta.score(build_features(out, y, self.models)).astype(np.float64), out.probs.argmax(1)
+            inputs = ranker_inputs(build_features(out, y, self.models), self.models, self.reference)
+            return self.meta.score(inputs).astype(np.float64), out.probs.argmax(1)
         predicted, raw = self._raw_scores(self.method, self.models, x, y)
         return _percentile(self.reference, raw).astype(np.float64), predicted
 
@@ -204,6 +226,7 @@ class SuspicionRanker:
         torch.save(weights, d / "weights.pt.tmp")
         rest = {"format": FORMAT_VERSION, "method": self.method, "labels": self.labels,
                 "predicted": self.predicted, "features": self.features, "raw": self.raw, "meta": self.meta,
+                "reference": self.reference,
                 "verdicts": self.verdicts, "timings": self.timings, "input_shape": m.input_shape,
                 "num_classes": m.num_classes, "ckpt_lrs": m.ckpt_lrs, "outlier_view": m.outlier_view,
                 "activation_view": m.activation_view, "thresholds": m.thresholds}
@@ -229,7 +252,8 @@ class SuspicionRanker:
             ckpt_lrs=rest["ckpt_lrs"], outlier_view=rest["outlier_view"],
             activation_view=rest["activation_view"], thresholds=rest["thresholds"])
         ranker = cls(method=rest["method"], models=models, labels=rest["labels"], predicted=rest["predicted"],
-                     features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"])
+                     features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"],
+                     reference=rest["reference"])
         ranker.verdicts = dict(rest["verdicts"])
         ranker.scores = ranker._score_all()
         return ranker

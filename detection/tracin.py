@@ -65,6 +65,21 @@ def self_influence(model: nn.Module, checkpoints: Sequence[Checkpoint], x: np.nd
     return total
 
 
+def thin_checkpoints(checkpoints: Sequence[Checkpoint], *, keep: int = 4) -> list[Checkpoint]:
+    """Every k-th checkpoint (ending with the last), each carrying the summed learning rate of the
+    epochs it stands for, as TracIn does with checkpoints taken every few epochs."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    n = len(checkpoints)
+    step = max(1, -(-n // keep))
+    out = []
+    for end in range(n - 1, -1, -step):
+        span = checkpoints[max(0, end - step + 1):end + 1]
+        out.append(Checkpoint(state=checkpoints[end].state, lr=float(sum(c.lr for c in span)),
+                              epoch=checkpoints[end].epoch))
+    return out[::-1]
+
+
 def _select(names: Sequence[str], layers: str | Sequence[str]) -> list[str]:
     if layers == "all":
         return list(names)

@@ -71,13 +71,15 @@ def _augment(xb: torch.Tensor, gen: torch.Generator, *, shift: int = 2, flip: bo
 
 
 def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int = 8,
-                batch_size: int = 128, lr: float = 0.05, weight_decay: float = 5e-4,
+                batch_size: int | None = None, lr: float = 0.05, weight_decay: float = 5e-4,
                 seed: int = 0, augment: bool = True, model: nn.Module | None = None,
                 warmup: bool = True, progress: bool = False, desc: str = "training") -> TrainResult:
     """Train a classifier on ``x`` (N, C, H, W) float32 and ``y`` (N,) int with SGD + momentum and a
     warm-up/cosine schedule; keep one checkpoint per epoch with its mean learning rate.
 
     ``model`` (optional) is trained in place (fine-tuning); otherwise ``build_model`` makes one.
+    ``batch_size`` defaults to 128, smaller for small sets (N // 20, at least 16) so that a few
+    hundred items still get enough optimizer steps.
     """
     import time
 
@@ -93,6 +95,8 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
         model = build_model(x.shape[1:], num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     n = len(x)
+    if batch_size is None:
+        batch_size = int(min(128, max(16, n // 20)))
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch
     warm = max(1, total // 10) if warmup else 0

@@ -1,0 +1,210 @@
+"""Benchmark: DFauLo against loss ranking, TracIn and cleanlab, in one process, same data and model.
+
+    python scripts/benchmark.py [--source mnist] [--epochs 8] [--seed 0] [--out benchmark]
+    python scripts/benchmark.py --memory 60000     # peak RSS of DFauLo on a generated 60k set
+
+For each noise kind (symmetric 10%, pair 20%, out-of-distribution 10%) it trains the small CNN once
+(the "one training run" every wall time is divided by), scores with loss, TracIn (last layer over
+checkpoints) and DFauLo on that same model, runs cleanlab on 5-fold out-of-fold probabilities of
+the same model architecture (reporting its best scoring method), and simulates a reviewer who
+checks DFauLo's top 200 unreviewed items per round, up to 20% of the data, with the meta-ranker
+refit after each round. "dfaulo-synthetic-init" is DFauLo with the paper's initial ranker
+(synthetic faults) instead of the views vote. Prints a table, writes OUT/results.json and two plots per noise kind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from detection.metrics import ranking_report, recall_curve  # noqa: E402
+from detection.pipeline import SuspicionRanker  # noqa: E402
+from detection.sources import noisy_source  # noqa: E402
+from detection.train import predict, softmax, train_model  # noqa: E402
+
+NOISE = [("symmetric", 0.1), ("pair", 0.2), ("ood", 0.1)]
+METRICS = ["ap", "auroc", "r_precision", "recall@10%", "recall@20%"]
+
+
+def review_loop(ranker: SuspicionRanker, is_fault: np.ndarray, *, batch: int = 200,
+                budget: float = 0.2) -> np.ndarray:
+    """Simulate reviewers: each round checks the top ``batch`` unreviewed items, verdicts refit the
+    ranker. Returns an effective score (N,) whose order is the order items were inspected in:
+    reviewed items in review order, then the rest by the final scores."""
+    n = len(is_fault)
+    reviewed = np.zeros(n, dtype=bool)
+    order: list[int] = []
+    limit = int(round(budget * n))
+    while reviewed.sum() < limit:
+        s = ranker.scores.copy()
+        s[reviewed] = -np.inf
+        nxt = np.argsort(-s, kind="stable")[:min(batch, limit - int(reviewed.sum()))]
+        order.extend(nxt.tolist())
+        reviewed[nxt] = True
+        ranker.update(nxt, is_fault[nxt])
+    rest = np.flatnonzero(~reviewed)
+    rest = rest[np.argsort(-ranker.scores[rest], kind="stable")]
+    full = np.r_[np.asarray(order, dtype=np.int64), rest]
+    eff = np.empty(n)
+    eff[full] = np.linspace(1.0, 0.0, n)
+    return eff
+
+
+def cleanlab_scores(x, y, *, num_classes: int, epochs: int, seed: int) -> tuple[dict, float]:
+    """cleanlab's label-quality scores on 5-fold out-of-fold probabilities, as suspiciousness
+    (1 - quality), for each of its scoring methods; and the wall time."""
+    from cleanlab.rank import get_label_quality_scores
+    from sklearn.model_selection import StratifiedKFold
+
+    t0 = time.perf_counter()
+    probs = np.zeros((len(y), num_classes))
+    for k, (tr, te) in enumerate(StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y)):
+        r = train_model(x[tr], y[tr], num_classes=num_classes, epochs=epochs, seed=seed + k)
+        probs[te] = softmax(predict(r.model, x[te])[0])
+    seconds = time.perf_counter() - t0
+    out = {m: 1.0 - get_label_quality_scores(y, probs, method=m)
+           for m in ("self_confidence", "normalized_margin", "confidence_weighted_entropy")}
+    return out, seconds
+
+
+def run_kind(kind: str, rate: float, *, source: str, epochs: int, seed: int, out: Path) -> dict:
+    data, _true, is_fault = noisy_source(source, kind=kind, rate=rate, seed=seed)
+    x, y, k = data.x, data.y, data.num_classes
+    base = train_model(x, y, num_classes=k, epochs=epochs, seed=seed)
+    one_run = base.seconds
+    rows, curves, dists = {}, {}, {}
+    for method in ("loss", "tracin", "dfaulo"):
+        t0 = time.perf_counter()
+        r = SuspicionRanker.fit(x, y, num_classes=k, method=method, seed=seed, base=base)
+        extra = time.perf_counter() - t0
+        rows[method] = {**ranking_report(r.scores, is_fault), "cost_x_training": (one_run + extra) / one_run}
+        curves[method], dists[method] = recall_curve(r.scores, is_fault), r.scores
+        if method == "dfaulo":
+            t0 = time.perf_counter()
+            eff = review_loop(r, is_fault)
+            loop_seconds = time.perf_counter() - t0
+            rep = ranking_report(eff, is_fault)
+            ideal10 = min(1.0, 0.1 * len(y) / is_fault.sum())
+            rows["dfaulo+review"] = {**rep, "cost_x_training": (one_run + extra + loop_seconds) / one_run,
+                                     "recall@10%/ideal": rep["recall@10%"] / ideal10,
+                                     "rounds": int(np.ceil(0.2 * len(y) / 200))}
+            curves["dfaulo+review"] = recall_curve(eff, is_fault)
+            t0 = time.perf_counter()
+            paper = SuspicionRanker.fit(x, y, num_classes=k, method=method, seed=seed, base=base, initial="synthetic")
+            extra = time.perf_counter() - t0
+            rows["dfaulo-synthetic-init"] = {**ranking_report(paper.scores, is_fault),
+                                             "cost_x_training": (one_run + extra) / one_run}
+    cl, cl_seconds = cleanlab_scores(x, y, num_classes=k, epochs=epochs, seed=seed)
+    best = max(cl, key=lambda m: ranking_report(cl[m], is_fault)["ap"])
+    rows["cleanlab"] = {**ranking_report(cl[best], is_fault), "cost_x_training": cl_seconds / one_run,
+                        "scoring_method": best}
+    curves["cleanlab"], dists["cleanlab"] = recall_curve(cl[best], is_fault), cl[best]
+    plot_kind(kind, rate, curves, dists, is_fault, out=out)
+    return {"noise": kind, "rate": rate, "items": len(y), "faults": int(is_fault.sum()),
+            "one_training_run_seconds": one_run, "methods": rows}
+
+
+def plot_kind(kind, rate, curves, dists, is_fault, *, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(is_fault)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    frac = np.arange(1, n + 1) / n
+    ax.plot(frac, np.minimum(np.arange(1, n + 1) / is_fault.sum(), 1), "k:", label="ideal")
+    for name, c in curves.items():
+        ax.plot(frac, c, label=name)
+    ax.set(xlabel="fraction of data inspected", ylabel="fraction of faults found", xlim=(0, 0.4),
+           title=f"{kind} {int(rate * 100)}%")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"recall_{kind}.png", dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, len(dists), figsize=(3.2 * len(dists), 2.8))
+    for ax, (name, s) in zip(axes, dists.items()):
+        bins = np.linspace(s.min(), s.max() + 1e-9, 40)
+        ax.hist(s[~is_fault], bins=bins, alpha=0.6, label="clean", density=True)
+        ax.hist(s[is_fault], bins=bins, alpha=0.6, label="faulty", density=True)
+        ax.set_title(name, fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"score distribution, {kind} {int(rate * 100)}%", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / f"scores_{kind}.png", dpi=110)
+    plt.close(fig)
+
+
+def memory_run(n: int, *, epochs: int, seed: int) -> dict:
+    """DFauLo on ``n`` generated 28x28 items (MNIST digits tiled with random shifts and noise)."""
+    from detection.noise import inject_label_noise
+    from detection.sources import load_source
+
+    base = load_source("mnist")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(base), n)
+    x = np.roll(base.x[idx], rng.integers(-2, 3), axis=3)
+    x = np.clip(x + rng.normal(0, 0.05, x.shape).astype(np.float32), 0, 1)
+    y, fault = inject_label_noise(base.y[idx], rate=0.1, seed=seed)
+    t0 = time.perf_counter()
+    r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=seed, epochs=epochs)
+    fit_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    top = np.argsort(-r.scores)[:200]
+    r.update(top, fault[top])
+    update_seconds = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"items": n, "epochs": epochs, "peak_rss_mb": peak_mb, "fit_seconds": fit_seconds,
+            "update_seconds_200_verdicts": update_seconds, "timings": r.timings,
+            "ap": ranking_report(r.scores, fault)["ap"]}
+
+
+def print_table(results: list[dict]) -> None:
+    head = f"{'noise':<12}{'method':<16}" + "".join(f"{m:>12}" for m in METRICS) + f"{'cost (x1 run)':>15}"
+    print(head)
+    print("-" * len(head))
+    for res in results:
+        for name, row in res["methods"].items():
+            print(f"{res['noise'] + ' ' + str(int(res['rate'] * 100)) + '%':<12}{name:<16}"
+                  + "".join(f"{row[m]:>12.3f}" for m in METRICS) + f"{row['cost_x_training']:>15.2f}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--source", default="mnist", choices=("mnist", "digits"))
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("benchmark"))
+    p.add_argument("--kinds", nargs="*", default=[k for k, _ in NOISE], choices=[k for k, _ in NOISE])
+    p.add_argument("--memory", type=int, default=0, help="instead: peak memory of DFauLo on N generated items")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+               "platform": platform.platform(), "date": date.today().isoformat()}
+    if args.memory:
+        res = memory_run(args.memory, epochs=2, seed=args.seed)
+        res["machine"] = machine
+        print(json.dumps(res, indent=1))
+        (args.out / "memory.json").write_text(json.dumps(res, indent=1))
+        return 0
+    results = []
+    for kind, rate in NOISE:
+        if kind in args.kinds:
+            results.append(run_kind(kind, rate, source=args.source, epochs=args.epochs, seed=args.seed, out=args.out))
+            print(f"done {kind}", file=sys.stderr, flush=True)
+    print_table(results)
+    doc = {"machine": machine, "source": args.source, "epochs": args.epochs, "seed": args.seed, "results": results}
+    (args.out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

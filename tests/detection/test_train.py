@@ -1,0 +1,23 @@
+import numpy as np
+
+from detection.models import SmallResNet, build_model
+from detection.train import predict, train_model
+
+
+def test_training_is_deterministic_under_a_seed_and_keeps_lr_per_checkpoint(digits_small):
+    x, y, _ = digits_small
+    a = train_model(x[:200], y[:200], num_classes=10, epochs=2, seed=3)
+    b = train_model(x[:200], y[:200], num_classes=10, epochs=2, seed=3)
+    assert np.allclose(predict(a.model, x[:50])[0], predict(b.model, x[:50])[0], atol=1e-5)
+    assert [c.epoch for c in a.checkpoints] == [0, 1] and all(c.lr > 0 for c in a.checkpoints)
+    assert a.visit_loss.shape == (200, 2) and (a.visit_loss > 0).all()
+
+
+def test_color_input_gets_a_resnet_that_trains():
+    rng = np.random.default_rng(0)
+    y = np.arange(64) % 2
+    x = rng.random((64, 3, 32, 32), dtype=np.float32) * 0.5
+    x[y == 1, 0] += 0.5   # class 1 is redder
+    assert isinstance(build_model((3, 32, 32), 2), SmallResNet)
+    r = train_model(x, y, num_classes=2, epochs=8, seed=0, batch_size=16)
+    assert (predict(r.model, x)[0].argmax(1) == y).mean() > 0.9
