@@ -177,6 +177,17 @@ def print_table(results: list[dict]) -> None:
                   + "".join(f"{row[m]:>12.3f}" for m in METRICS) + f"{row['cost_x_training']:>15.2f}")
 
 
+def markdown_table(results: list[dict]) -> str:
+    """The results as a Markdown table (for the README)."""
+    lines = ["| noise | method | AP | AUROC | R-precision | recall@10% | recall@20% | cost (x one training run) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        for name, row in res["methods"].items():
+            lines.append(f"| {res['noise']} {int(res['rate'] * 100)}% | {name} | "
+                         + " | ".join(f"{row[m]:.3f}" for m in METRICS) + f" | {row['cost_x_training']:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--source", default="mnist", choices=("mnist", "digits"))
@@ -185,7 +196,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmark"))
     p.add_argument("--kinds", nargs="*", default=[k for k, _ in NOISE], choices=[k for k, _ in NOISE])
     p.add_argument("--memory", type=int, default=0, help="instead: peak memory of DFauLo on N generated items")
+    p.add_argument("--markdown", action="store_true", help="instead: print OUT/results.json as a Markdown table")
     args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(json.loads((args.out / "results.json").read_text())["results"]))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     machine = {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                "platform": platform.platform(), "date": date.today().isoformat()}
@@ -201,6 +216,7 @@ def main(argv=None) -> int:
             results.append(run_kind(kind, rate, source=args.source, epochs=args.epochs, seed=args.seed, out=args.out))
             print(f"done {kind}", file=sys.stderr, flush=True)
     print_table(results)
+    print(markdown_table(results))
     doc = {"machine": machine, "source": args.source, "epochs": args.epochs, "seed": args.seed, "results": results}
     (args.out / "results.json").write_text(json.dumps(doc, indent=1, default=float))
     return 0
