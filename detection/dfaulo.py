@@ -48,12 +48,6 @@ class ModelOutputs:
         return ModelOutputs(self.probs[idx], self.mutant_probs[:, idx], self.ckpt_probs[:, idx],
                             self.ckpt_hnorm2[:, idx], self.outlier[idx], self.activation[idx])
 
-    @staticmethod
-    def concat(parts: list["ModelOutputs"]) -> "ModelOutputs":
-        return ModelOutputs(*(np.concatenate([getattr(p, f) for p in parts], axis=ax)
-                              for f, ax in (("probs", 0), ("mutant_probs", 1), ("ckpt_probs", 1),
-                                            ("ckpt_hnorm2", 1), ("outlier", 0), ("activation", 0))))
-
 
 @dataclass
 class DFauLoModels:
