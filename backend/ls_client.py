@@ -1,53 +1,21 @@
 """A small Label Studio API client: tasks, annotations, media, bulk predictions, model versions.
 
-Authentication: a legacy token is sent as ``Authorization: Token <key>``. A personal access
-token is a JWT refresh token: it is exchanged at ``POST /api/token/refresh`` for a short-lived
-access token sent as ``Authorization: Bearer <access>``, renewed before it expires or on a 401.
+Authentication, retries, errors and pagination come from :mod:`backend.ls_http` (shared with the
+scripts' client): a legacy token is sent as ``Authorization: Token <key>``; a personal access
+token is a JWT refresh token exchanged at ``POST /api/token/refresh`` for a short-lived access
+token sent as ``Authorization: Bearer <access>``, renewed before it expires or on a 401.
 """
 from __future__ import annotations
 
-import base64
-import json
-import logging
-import threading
 import time
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-log = logging.getLogger(__name__)
+from .ls_http import LabelStudioError, LabelStudioHTTP, is_jwt, jwt_expiry, make_session
 
-
-class LabelStudioError(RuntimeError):
-    """Label Studio answered with an error, or not as expected."""
-
-
-def is_jwt(key: str) -> bool:
-    """True for a personal access token (a JWT: three base64url parts, a JSON header)."""
-    parts = key.split(".")
-    if len(parts) != 3:
-        return False
-    try:
-        header = json.loads(_b64url(parts[0]))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(header, dict) and "alg" in header
-
-
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT (epoch seconds), or None."""
-    try:
-        payload = json.loads(_b64url(token.split(".")[1]))
-        return float(payload["exp"])
-    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
-        return None
-
-
-def _b64url(part: str) -> str:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
+__all__ = ["LabelStudioClient", "LabelStudioError", "is_jwt", "jwt_expiry", "same_origin"]
 
 
 def same_origin(url: str, base: str) -> bool:
@@ -65,66 +33,23 @@ def same_origin(url: str, base: str) -> bool:
             and port_a == port_b and not a.username and not a.password)
 
 
-class LabelStudioClient:
+class LabelStudioClient(LabelStudioHTTP):
     """Talks to one Label Studio at ``url`` with ``api_key``."""
+
+    missing_key = "a Label Studio API key is needed (LABEL_STUDIO_API_KEY)"
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 60.0,
                  download_timeout: float = 15.0, max_image_bytes: int = 10 * 1024 * 1024,
                  pool_size: int = 16):
-        if not url or not url.startswith(("http://", "https://")):
-            raise ValueError(f"Label Studio URL must start with http:// or https://, got {url!r}")
-        if not api_key:
-            raise ValueError("a Label Studio API key is needed (LABEL_STUDIO_API_KEY)")
-        self.url = url.rstrip("/")
-        self.timeout = timeout
+        session = make_session(retries=3, read=2, backoff=0.2, pool=pool_size,
+                               methods=("GET", "PATCH", "DELETE", "PUT", "HEAD"))
+        super().__init__(url, api_key, timeout=timeout, session=session)
         self.download_timeout = download_timeout
         self.max_image_bytes = max_image_bytes
-        self._key = api_key
-        self._jwt = is_jwt(api_key)
-        self._access: str | None = None
-        self._access_exp = 0.0
-        self._lock = threading.Lock()
-        self.session = requests.Session()
-        retry = Retry(total=3, connect=3, read=2, status=3, backoff_factor=0.2,
-                      status_forcelist=(502, 503, 504),
-                      allowed_methods=frozenset({"GET", "PATCH", "DELETE", "PUT", "HEAD"}),
-                      raise_on_status=False)
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-
-    # -- auth ---------------------------------------------------------------------------------
-    def auth_header(self, *, force_refresh: bool = False) -> dict:
-        if not self._jwt:
-            return {"Authorization": f"Token {self._key}"}
-        with self._lock:
-            if force_refresh or self._access is None or time.time() > self._access_exp - 30:
-                self._refresh()
-            return {"Authorization": f"Bearer {self._access}"}
-
-    def _refresh(self) -> None:
-        resp = self.session.post(f"{self.url}/api/token/refresh", json={"refresh": self._key},
-                                 timeout=self.timeout)
-        if resp.status_code != 200:
-            raise LabelStudioError(f"exchanging the personal access token failed: "
-                                   f"HTTP {resp.status_code} {resp.text[:200]}")
-        access = resp.json().get("access")
-        if not access:
-            raise LabelStudioError("POST /api/token/refresh answered without an access token")
-        self._access = access
-        self._access_exp = jwt_expiry(access) or time.time() + 240
 
     def request(self, method: str, path: str, *, expect=(200,), **kwargs) -> requests.Response:
         """Call the API; retries once with a fresh access token on 401 (personal tokens)."""
-        url = path if path.startswith("http") else f"{self.url}{path}"
-        kwargs.setdefault("timeout", self.timeout)
-        resp = self.session.request(method, url, headers=self.auth_header(), **kwargs)
-        if resp.status_code == 401 and self._jwt:
-            resp = self.session.request(method, url, headers=self.auth_header(force_refresh=True),
-                                        **kwargs)
-        if resp.status_code not in expect:
-            raise LabelStudioError(f"{method} {path} -> HTTP {resp.status_code}: {resp.text[:300]}")
-        return resp
+        return self._call(method, path, tuple(expect), **kwargs)
 
     # -- reading ------------------------------------------------------------------------------
     def iter_tasks(self, project: int, *, page_size: int = 1000) -> Iterator[dict]:
@@ -132,23 +57,8 @@ class LabelStudioClient:
 
         ``GET /api/tasks`` answers ``{"tasks": [...], "total": n, ...}`` (older versions: a list).
         """
-        page, seen = 1, 0
-        while True:
-            resp = self.request("GET", "/api/tasks", expect=(200, 404),
-                                params={"project": project, "fields": "all", "page": page,
-                                        "page_size": page_size})
-            if resp.status_code == 404:  # past the last page
-                return
-            body = resp.json()
-            tasks = body.get("tasks", []) if isinstance(body, dict) else body
-            total = body.get("total") if isinstance(body, dict) else None
-            if not tasks:
-                return
-            yield from tasks
-            seen += len(tasks)
-            if (total is not None and seen >= total) or len(tasks) < page_size:
-                return
-            page += 1
+        yield from self.paginate("/api/tasks", params={"project": project, "fields": "all"},
+                                 key="tasks", page_size=page_size)
 
     def get_task(self, task_id: int) -> dict:
         return self.request("GET", f"/api/tasks/{int(task_id)}").json()

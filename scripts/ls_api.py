@@ -5,44 +5,34 @@ Only what the scripts need: an authenticated ``requests`` session with retries, 
 API keys work: a legacy token (sent as ``Token <key>``) and a personal access token, which is a JWT
 refresh token exchanged at ``POST /api/token/refresh`` for a short-lived ``Bearer`` access token
 (exchanged again when Label Studio answers 401).
+
+The mechanics (session, token kinds and exchange, the 401 retry, pagination) are the backend's
+:mod:`backend.ls_http`; this module words the errors for people at a terminal.
 """
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, Iterator
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+
+from backend import ls_http
+from backend.ls_http import is_jwt as is_personal_access_token
+from backend.ls_http import make_session
+
+__all__ = ["DEFAULT_TIMEOUT", "LabelStudio", "LabelStudioError", "is_personal_access_token",
+           "make_session"]
 
 DEFAULT_TIMEOUT = 120.0
 
 
-class LabelStudioError(ValueError):
-    """A Label Studio call failed; the message is one line meant for the user."""
+class LabelStudioError(ls_http.LabelStudioError, ValueError):
+    """A Label Studio call failed; the message is one line meant for the user.
+
+    Also a ``ValueError``, which the scripts catch to print one line."""
 
 
-def is_personal_access_token(key: str) -> bool:
-    """True when ``key`` looks like a JWT (a personal access token), False for a legacy token."""
-    parts = key.split(".")
-    return len(parts) == 3 and key.startswith("eyJ") and all(parts)
-
-
-def make_session(*, retries: int = 3, backoff: float = 0.5, pool: int = 8) -> requests.Session:
-    """A session that retries connection errors and 502/503/504 answers (also on POST: Label
-    Studio answers those only when the request never reached the application)."""
-    retry = Retry(total=retries, connect=retries, read=0, status=retries, backoff_factor=backoff,
-                  status_forcelist=(502, 503, 504), allowed_methods=None,
-                  raise_on_status=False)
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-class LabelStudio:
+class LabelStudio(ls_http.LabelStudioHTTP):
     """Authenticated access to one Label Studio server.
 
     Parameters
@@ -51,33 +41,40 @@ class LabelStudio:
     api_key : legacy token or personal access token (JWT refresh token)
     """
 
+    config_error = LabelStudioError
+    missing_key = "an API key is required (Label Studio: Account & Settings)"
+    renew_before_expiry = False  # the access token is exchanged again only after a 401
+
     def __init__(self, url: str, api_key: str, *, timeout: float = DEFAULT_TIMEOUT,
                  session: requests.Session | None = None):
-        if not url or not url.startswith(("http://", "https://")):
-            raise LabelStudioError(f"Label Studio URL must start with http:// or https://, got {url!r}")
-        if not api_key:
-            raise LabelStudioError("an API key is required (Label Studio: Account & Settings)")
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.session = session or make_session()
-        self._api_key = api_key
-        self._pat = is_personal_access_token(api_key)
-        self._access: str | None = None
-        self._lock = threading.Lock()
+        super().__init__(url, api_key, timeout=timeout, session=session or make_session())
 
-    # -- authentication -------------------------------------------------------------------
-    def auth_header(self) -> dict[str, str]:
-        """The ``Authorization`` header for API and media requests."""
-        if not self._pat:
-            return {"Authorization": f"Token {self._api_key}"}
-        with self._lock:
-            if self._access is None:
-                self._access = self._refresh_access()
-            return {"Authorization": f"Bearer {self._access}"}
+    # -- requests -------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 204),
+                **kwargs: Any) -> requests.Response:
+        """Send an authenticated request; raise :class:`LabelStudioError` unless the status is in ``ok``."""
+        return self._call(method, path, ok, **kwargs)
 
-    def _refresh_access(self) -> str:
-        resp = self._send("POST", "/api/token/refresh", json={"refresh": self._api_key},
-                          headers={}, retry_auth=False)
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return _json(self.request("GET", path, **kwargs))
+
+    def post(self, path: str, payload: Any = None, **kwargs: Any) -> Any:
+        return _json(self.request("POST", path, json=payload, **kwargs))
+
+    def patch(self, path: str, payload: Any, **kwargs: Any) -> Any:
+        return _json(self.request("PATCH", path, json=payload, **kwargs))
+
+    # -- how errors read ------------------------------------------------------------------
+    def _check(self, resp: requests.Response, method: str, path: str, ok: tuple[int, ...]) -> None:
+        if resp.status_code in (401, 403) and resp.status_code not in ok:
+            raise LabelStudioError(
+                f"Label Studio at {self.url} rejected the API key (HTTP {resp.status_code} on "
+                f"{method} {path}); copy it from Account & Settings")
+        if resp.status_code not in ok:
+            raise LabelStudioError(
+                f"{method} {path} failed: HTTP {resp.status_code} {_short(resp.text)}")
+
+    def _access_token(self, resp: requests.Response) -> str:
         if resp.status_code in (401, 403):
             raise LabelStudioError(
                 f"Label Studio at {self.url} rejected the personal access token "
@@ -89,52 +86,19 @@ class LabelStudio:
                 f"(HTTP {resp.status_code})")
         return access
 
-    # -- requests -------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 204),
-                **kwargs: Any) -> requests.Response:
-        """Send an authenticated request; raise :class:`LabelStudioError` unless the status is in ``ok``."""
-        resp = self._send(method, path, headers=None, retry_auth=True, **kwargs)
-        if resp.status_code in (401, 403) and resp.status_code not in ok:
+    def _transport_error(self, exc: requests.RequestException, method: str, path: str, url: str,
+                         timeout: float) -> None:
+        if isinstance(exc, requests.exceptions.ConnectionError):
             raise LabelStudioError(
-                f"Label Studio at {self.url} rejected the API key (HTTP {resp.status_code} on "
-                f"{method} {path}); copy it from Account & Settings")
-        if resp.status_code not in ok:
+                f"cannot reach Label Studio at {self.url} ({_reason(exc)}); is it running?") from None
+        if isinstance(exc, requests.exceptions.Timeout):
             raise LabelStudioError(
-                f"{method} {path} failed: HTTP {resp.status_code} {_short(resp.text)}")
-        return resp
+                f"Label Studio at {self.url} did not answer {method} {path} within "
+                f"{timeout:.0f} s") from None
+        raise LabelStudioError(f"{method} {url} failed: {_reason(exc)}") from None
 
-    def get(self, path: str, **kwargs: Any) -> Any:
-        return _json(self.request("GET", path, **kwargs))
-
-    def post(self, path: str, payload: Any = None, **kwargs: Any) -> Any:
-        return _json(self.request("POST", path, json=payload, **kwargs))
-
-    def patch(self, path: str, payload: Any, **kwargs: Any) -> Any:
-        return _json(self.request("PATCH", path, json=payload, **kwargs))
-
-    def _send(self, method: str, path: str, *, headers: dict | None, retry_auth: bool,
-              **kwargs: Any) -> requests.Response:
-        url = path if path.startswith(("http://", "https://")) else self.url + path
-        kwargs.setdefault("timeout", self.timeout)
-        for attempt in (0, 1):
-            hdrs = dict(self.auth_header() if headers is None else headers)
-            try:
-                resp = self.session.request(method, url, headers=hdrs, **kwargs)
-            except requests.exceptions.ConnectionError as exc:
-                raise LabelStudioError(
-                    f"cannot reach Label Studio at {self.url} ({_reason(exc)}); is it running?") from None
-            except requests.exceptions.Timeout:
-                raise LabelStudioError(
-                    f"Label Studio at {self.url} did not answer {method} {path} within "
-                    f"{kwargs['timeout']:.0f} s") from None
-            except requests.exceptions.RequestException as exc:
-                raise LabelStudioError(f"{method} {url} failed: {_reason(exc)}") from None
-            if resp.status_code == 401 and retry_auth and self._pat and attempt == 0:
-                with self._lock:
-                    self._access = None  # expired access token: exchange the refresh token again
-                continue
-            return resp
-        return resp
+    def _decode(self, resp: requests.Response) -> Any:
+        return _json(resp)
 
     # -- reads ----------------------------------------------------------------------------
     def check(self) -> dict:
@@ -142,10 +106,7 @@ class LabelStudio:
 
         Returns the current user.
         """
-        try:
-            resp = self._send("GET", "/api/current-user/whoami", headers=None, retry_auth=True)
-        except LabelStudioError:
-            raise
+        resp = self._send("GET", "/api/current-user/whoami")
         if resp.status_code in (401, 403):
             raise LabelStudioError(
                 f"Label Studio at {self.url} rejected the API key (HTTP {resp.status_code}); "
@@ -156,24 +117,6 @@ class LabelStudio:
                 f"{self.url} does not look like Label Studio (GET /api/current-user/whoami gave "
                 f"HTTP {resp.status_code})")
         return body
-
-    def paginate(self, path: str, *, params: dict | None = None, key: str = "results",
-                 page_size: int = 1000) -> Iterator[dict]:
-        """Yield items of a paginated list (``?page=N&page_size=M``); stops at the last page."""
-        page = 1
-        while True:
-            query = dict(params or {}, page=page, page_size=page_size)
-            resp = self.request("GET", path, params=query, ok=(200, 404))
-            if resp.status_code == 404:  # Label Studio answers 404 for a page past the end
-                return
-            body = _json(resp)
-            items = body if isinstance(body, list) else (body.get(key) or [])
-            yield from items
-            if isinstance(body, list) or len(items) < page_size:
-                return
-            if isinstance(body, dict) and "next" in body and not body["next"]:
-                return
-            page += 1
 
     def tasks(self, project: int, *, fields: str | None = None, include: str | None = None,
               query: dict | None = None, page_size: int = 1000) -> Iterator[dict]:
