@@ -105,6 +105,17 @@ def find_class_root(root: str | os.PathLike) -> Path:
     return train if train.is_dir() else root
 
 
+def class_folders(base: Path) -> list[str]:
+    """Sorted names of the class sub-folders of ``base`` (hidden ones left out); at least two,
+    else ``ValueError``."""
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise ValueError(
+            f"{base} must hold one sub-folder per class (at least 2), found {len(classes)}: "
+            f"expected {base}/<class>/*.png")
+    return classes
+
+
 def list_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, int]]]:
     """Class names (sorted sub-folder names) and ``(file, class index)`` pairs of an image folder.
 
@@ -112,11 +123,7 @@ def list_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, in
     suffix are left out here (see ``load_folder`` for unreadable ones).
     """
     base = find_class_root(root)
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise ValueError(
-            f"{base} must hold one sub-folder per class (at least 2), found {len(classes)}: "
-            f"expected {base}/<class>/*.png")
+    classes = class_folders(base)
     items = []
     for idx, name in enumerate(classes):
         for f in sorted((base / name).rglob("*")):

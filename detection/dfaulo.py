@@ -150,19 +150,27 @@ def _fine_tune(base: nn.Module, x: np.ndarray, y: np.ndarray, *, keep: np.ndarra
 def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Module,
                checkpoints: list[Checkpoint], alpha: float = 0.05,
                mutant_epochs: int = 1, mutant_lr: float = 0.01, seed: int = 0,
-               progress: bool = False) -> tuple[DFauLoModels, ModelOutputs]:
+               progress: bool = False, timings: dict | None = None) -> tuple[DFauLoModels, ModelOutputs]:
     """Views, mutants and outputs of all items, around an already trained original model.
 
     ``x`` (N, C, H, W) and ``y`` (N,) are the training items; ``model`` was trained on them and
     ``checkpoints`` are its training checkpoints (their outputs become features).
-    Returns the fitted models and the outputs of every item.
+    Returns the fitted models and the outputs of every item. ``timings`` (optional) receives the
+    seconds each stage took.
     """
+    import time
+
     bar = None
+    last = [time.perf_counter()]
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=5, desc="DFauLo", unit="stage", leave=False)
 
     def tick(stage: str) -> None:
+        now = time.perf_counter()
+        if timings is not None:
+            timings[stage] = round(now - last[0], 3)
+        last[0] = now
         if bar is not None:
             bar.set_postfix_str(stage)
             bar.update(1)

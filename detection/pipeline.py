@@ -104,8 +104,10 @@ class SuspicionRanker:
         checkpoints = thin_checkpoints(base.checkpoints, keep=CHECKPOINTS)
         t1 = time.perf_counter()
         if method == "dfaulo":
+            stages: dict = {}
             models, outputs = fit_dfaulo(x, y, num_classes=num_classes, model=base.model, checkpoints=checkpoints,
-                                         seed=seed, progress=progress)
+                                         seed=seed, progress=progress, timings=stages)
+            timings["dfaulo_stages"] = stages
             features = build_features(outputs, y, models)
             reference = vote_reference(features, models)
             inputs = ranker_inputs(features, models, reference)
@@ -124,7 +126,7 @@ class SuspicionRanker:
                 thresholds=np.zeros((3, num_classes)))
             features, meta, reference = None, None, None
             predicted, raw = cls._raw_scores(method, models, x, y, base=base.model)
-        timings["scoring"] = time.perf_counter() - t1
+        timings["scoring"] = round(time.perf_counter() - t1, 3)
         timings["total"] = timings["train"] + timings["scoring"]
         return cls(method=method, models=models, labels=y, predicted=predicted, features=features, raw=raw,
                    meta=meta, timings=timings, reference=reference)

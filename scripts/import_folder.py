@@ -35,7 +35,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
-from detection.data import IMAGE_SUFFIXES, find_class_root  # noqa: E402
+from detection.data import IMAGE_SUFFIXES, class_folders, find_class_root  # noqa: E402
 from scripts.ls_api import LabelStudio, LabelStudioError  # noqa: E402
 
 #: image types Label Studio accepts for upload (its SUPPORTED_EXTENSIONS) and that we read
@@ -96,11 +96,7 @@ def scan_folder(root: str | os.PathLike, *, suffixes: Iterable[str] = IMAGE_SUFF
     """
     root = Path(root).resolve()
     class_root = find_class_root(root)
-    classes = sorted(p.name for p in class_root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        raise ValueError(
-            f"{class_root} must hold one sub-folder per class (at least 2), found {len(classes)}: "
-            f"expected {class_root}/<class>/*.png")
+    classes = class_folders(class_root)
     suffixes = {s.lower() for s in suffixes}
     items, skipped = [], []
     for label in classes:
