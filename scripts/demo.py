@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops everything like Ctrl-C does
+    # a shell starts background jobs with SIGINT ignored; Ctrl-C / SIGINT must stop the demo anyway
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     state: Path = args.dir.resolve()
     if args.fresh and state.exists():
         shutil.rmtree(state)
