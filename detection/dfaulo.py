@@ -235,15 +235,20 @@ def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
 
 def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> np.ndarray:
     """Meta-ranker inputs ``(N, F)``: the view-level features (everything after the 5C
-    probability and label columns) and the views vote, the mean percentile rank of the item's
-    loss and activation view scores among the training items.
+    probability and label columns) and the views vote: the item's loss percentile among the
+    training items, averaged with its activation-view percentile weighted by how bimodal its
+    class's activation view is (``ActivationView.weights``).
 
     Measured on the bundled MNIST sample (scripts/benchmark.py): this vote ranks pair noise and
-    photo-crop items far better than the loss alone, and the compact inputs let the refit learn
-    from a few hundred verdicts where the 5C probability columns made it overfit.
+    photo-crop items far better than the loss alone and stays close to the loss on random flips;
+    the compact inputs let the refit learn from a few hundred verdicts where the 5C probability
+    columns made it overfit.
     """
-    cols = vote_columns(models.num_classes, len(models.ckpt_lrs))
+    c = models.num_classes
+    cols = vote_columns(c, len(models.ckpt_lrs))
     pct = [np.searchsorted(reference[i], features[:, col], side="right") / reference.shape[1]
            for i, col in enumerate(cols)]
-    vote = np.mean(pct, axis=0)
-    return np.concatenate([features[:, 5 * models.num_classes:], vote[:, None]], 1).astype(np.float64)
+    labels = features[:, c:2 * c].argmax(1)
+    w = models.activation_view.weights[labels]
+    vote = (pct[0] + w * pct[1]) / (1.0 + w)
+    return np.concatenate([features[:, 5 * c:], vote[:, None]], 1).astype(np.float64)

@@ -134,14 +134,19 @@ class SuspicionRanker:
     @staticmethod
     def _raw_scores(method: str, models: DFauLoModels, x: np.ndarray, y: np.ndarray, *, base=None):
         base = base if base is not None else models.model(models.base_state)
-        logits, _ = predict(base, x)
+        logits, feats = predict(base, x)
         probs = softmax(logits)
         if method == "loss":
             return probs.argmax(1), cross_entropy(probs, y)
-        from .tracin import self_influence
+        from .tracin import last_layer_grad_norm2, self_influence
         ckpts = [Checkpoint(state=s, lr=float(lr), epoch=e)
                  for e, (s, lr) in enumerate(zip(models.ckpt_states, models.ckpt_lrs))]
-        return probs.argmax(1), self_influence(base, ckpts, x, y)
+        # the last checkpoint is the trained model itself: reuse its forward pass
+        last = ckpts.pop()
+        raw = last.lr * last_layer_grad_norm2(logits, feats, y)
+        if ckpts:
+            raw += self_influence(base, ckpts, x, y)
+        return probs.argmax(1), raw
 
     @staticmethod
     def _synthetic_inputs(models: DFauLoModels, outputs, y: np.ndarray, reference: np.ndarray, *,

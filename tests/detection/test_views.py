@@ -1,0 +1,34 @@
+import numpy as np
+
+from detection.views import ActivationView, OutlierView, class_thresholds
+
+
+def test_activation_view_weights_a_real_second_mode_and_not_a_single_blob():
+    rng = np.random.default_rng(0)
+    blob = rng.normal(size=(400, 8))                          # class 0: one mode (random flips look so)
+    cluster = np.r_[rng.normal(size=(320, 8)), rng.normal(size=(80, 8)) + 6.0]   # class 1: 20% far cluster
+    feats = np.r_[blob, cluster].astype(np.float32)
+    labels = np.r_[np.zeros(400, int), np.ones(400, int)]
+    view = ActivationView(num_classes=2, seed=0).fit(feats, labels)
+    assert view.weights[0] < 0.3 and view.weights[1] == 1.0
+    own = view.score_all(feats)[np.arange(800), labels]
+    assert (own[720:] > 0).all()                               # the far cluster is the minority side
+
+
+def test_outlier_view_ranks_foreign_items_first_despite_contamination():
+    rng = np.random.default_rng(1)
+    digits = np.zeros((200, 1, 8, 8), np.float32)
+    digits[:, :, 2:6, 3:5] = 1.0                               # a clean "stroke"
+    digits += rng.normal(0, 0.05, digits.shape).astype(np.float32)
+    digits[:20] = rng.random((20, 1, 8, 8), dtype=np.float32)  # 10% foreign textures
+    labels = np.zeros(200, int)
+    scores = OutlierView(num_classes=1).fit(digits, labels).score_all(digits)[:, 0]
+    assert set(np.argsort(-scores)[:20]) == set(range(20))
+
+
+def test_class_thresholds_flag_top_alpha_per_class():
+    scores = np.r_[np.arange(100), np.arange(100) * 10].astype(float)
+    labels = np.r_[np.zeros(100, int), np.ones(100, int)]
+    thr = class_thresholds(scores, labels, num_classes=3, alpha=0.05)
+    assert ((scores >= thr[labels])[:100].sum(), (scores >= thr[labels])[100:].sum()) == (5, 5)
+    assert thr[2] == np.inf
