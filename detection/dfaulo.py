@@ -20,7 +20,7 @@ from torch import nn
 
 from .models import build_model
 from .train import Checkpoint, predict, softmax, train_model
-from .views import ActivationView, OutlierView, class_thresholds
+from .views import ActivationView, OutlierView, class_thresholds, top_per_class
 
 VIEW_NAMES = ("outlier", "activation", "loss")
 
@@ -127,7 +127,7 @@ def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) 
     outl = out.outlier[rows, labels]
     act = out.activation[rows, labels]
     thr = models.thresholds
-    flags = np.stack([outl >= thr[0, labels], act >= thr[1, labels], loss0 >= thr[2, labels]], 1)
+    flags = np.stack([outl > thr[0, labels], act > thr[1, labels], loss0 > thr[2, labels]], 1)
     ckpt_losses = np.stack([_ce(p, labels) for p in out.ckpt_probs], 1)
     others = out.probs.copy()
     others[rows, labels] = -1
@@ -188,7 +188,7 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
     tick("views")
     mutant_states = []
     for v, s in enumerate(view_scores):
-        in_view = s >= thresholds[v, y]
+        in_view = top_per_class(s, y, num_classes=num_classes, alpha=alpha)
         mutant_states.append(_fine_tune(model, x, y, keep=~in_view, num_classes=num_classes,
                                         epochs=mutant_epochs, lr=mutant_lr, seed=seed + 1 + v))
         tick(f"mutant {VIEW_NAMES[v]}")

@@ -30,6 +30,22 @@ def class_thresholds(scores: np.ndarray, labels: np.ndarray, *, num_classes: int
     return out
 
 
+def top_per_class(scores: np.ndarray, labels: np.ndarray, *, num_classes: int, alpha: float) -> np.ndarray:
+    """Boolean mask ``(N,)`` of the ``ceil(alpha * n_c)`` highest-scoring items of each class
+    (ties broken by item order), so that a view never takes a whole class, even when its scores
+    are all equal."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    mask = np.zeros(len(scores), dtype=bool)
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < 2:
+            continue
+        k = min(len(idx) - 1, int(np.ceil(alpha * len(idx))))
+        mask[idx[np.argsort(-scores[idx], kind="stable")[:k]]] = True
+    return mask
+
+
 class OutlierView:
     """Per-class robust pixel statistics: an item's mean absolute deviation from the class's
     median image, in units of the class's per-pixel median absolute deviation (MAD).

@@ -32,3 +32,18 @@ def test_class_thresholds_flag_top_alpha_per_class():
     thr = class_thresholds(scores, labels, num_classes=3, alpha=0.05)
     assert ((scores >= thr[labels])[:100].sum(), (scores >= thr[labels])[100:].sum()) == (5, 5)
     assert thr[2] == np.inf
+
+
+def test_top_per_class_never_takes_a_whole_class_even_with_equal_scores():
+    from detection.views import top_per_class
+    labels = np.r_[np.zeros(40, int), np.ones(3, int)]
+    mask = top_per_class(np.zeros(43), labels, num_classes=2, alpha=0.05)
+    assert mask[:40].sum() == 2 and mask[40:].sum() == 1
+
+
+def test_dfaulo_fits_on_constant_images_without_losing_every_item():
+    from detection.pipeline import SuspicionRanker
+    x = np.zeros((40, 1, 28, 28), np.float32)
+    y = np.arange(40) % 2
+    r = SuspicionRanker.fit(x, y, num_classes=2, method="dfaulo", epochs=1)
+    assert r.scores.shape == (40,) and np.isfinite(r.scores).all()
