@@ -8,6 +8,7 @@ re-run on restart) and ``hints`` (webhooks waiting to be re-read through the API
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -70,35 +71,33 @@ class Store:
         self._q("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, json.dumps(value)))
 
     # -- tasks ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write transaction under the store's lock: committed, or rolled back on any error."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def replace_tasks(self, rows: Iterable[tuple]) -> None:
         """Replace all tasks with ``(task_id, item_index, image_url, label, score, predicted,
         reviewed, error)`` rows, in one transaction."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("DELETE FROM tasks")
-                self._db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.execute("DELETE FROM tasks")
+            db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
 
     def upsert_tasks(self, rows: Iterable[tuple]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
 
     def update_scores(self, rows: Iterable[tuple]) -> None:
         """``(score, reviewed, task_id)`` rows."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("UPDATE tasks SET score=?, reviewed=? WHERE task_id=?", rows)
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.executemany("UPDATE tasks SET score=?, reviewed=? WHERE task_id=?", rows)
 
     def scored_tasks(self) -> list[tuple]:
         """``(task_id, item_index, label, score, predicted, reviewed)`` of tasks with a score."""
@@ -178,14 +177,12 @@ class Store:
         return self._q("SELECT COALESCE(MAX(number), 0) + 1 FROM versions")[0][0]
 
     def add_version(self, version: str, *, number: int, kind: str, pushed: int) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.execute("UPDATE versions SET state='old' WHERE state='current'")
-            self._db.execute("INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?, 'current')",
-                             (version, number, kind, time.time(), pushed))
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('model_version', ?)",
-                             (json.dumps(version),))
-            self._db.execute("COMMIT")
+        with self._transaction() as db:
+            db.execute("UPDATE versions SET state='old' WHERE state='current'")
+            db.execute("INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?, 'current')",
+                       (version, number, kind, time.time(), pushed))
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('model_version', ?)",
+                       (json.dumps(version),))
 
     def old_versions(self) -> list[str]:
         return [r[0] for r in self._q("SELECT version FROM versions WHERE state='old' ORDER BY number")]
