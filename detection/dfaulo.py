@@ -12,6 +12,7 @@ items, and for synthetic label flips that train the initial ranker.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,8 +159,6 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
     Returns the fitted models and the outputs of every item. ``timings`` (optional) receives the
     seconds each stage took.
     """
-    import time
-
     bar = None
     last = [time.perf_counter()]
     if progress:

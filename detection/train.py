@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,8 +82,6 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
     ``batch_size`` defaults to 128, smaller for small sets (N // 20, at least 16) so that a few
     hundred items still get enough optimizer steps.
     """
-    import time
-
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
     _check_xy(x, y, num_classes)
