@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from .models import build_model
-from .train import Checkpoint, predict, softmax, train_model
+from .train import Checkpoint, predict, predict_shifted, softmax, train_model
 from .views import ActivationView, OutlierView, class_thresholds, top_per_class
+from .vote import view_gates, views_vote
 
 VIEW_NAMES = ("outlier", "activation", "loss")
 
@@ -32,7 +33,9 @@ class ModelOutputs:
 
     probs (N, C) of the original model; mutant_probs (3, N, C); ckpt_probs (E, N, C) and
     ckpt_hnorm2 (E, N) (squared norm of penultimate activations) per checkpoint;
-    outlier (N, C) and activation (N, C) view scores of each item against each class.
+    outlier (N, C) and activation (N, C) view scores of each item against each class;
+    ensemble_probs (N, C): the mean of 8 predictions, the original model's on the item and on
+    its four one-pixel shifts and the three mutants' on the item.
     """
 
     probs: np.ndarray
@@ -41,13 +44,15 @@ class ModelOutputs:
     ckpt_hnorm2: np.ndarray
     outlier: np.ndarray
     activation: np.ndarray
+    ensemble_probs: np.ndarray
 
     def __len__(self) -> int:
         return len(self.probs)
 
     def take(self, idx: np.ndarray) -> "ModelOutputs":
         return ModelOutputs(self.probs[idx], self.mutant_probs[:, idx], self.ckpt_probs[:, idx],
-                            self.ckpt_hnorm2[:, idx], self.outlier[idx], self.activation[idx])
+                            self.ckpt_hnorm2[:, idx], self.outlier[idx], self.activation[idx],
+                            self.ensemble_probs[idx])
 
 
 @dataclass
@@ -63,6 +68,7 @@ class DFauLoModels:
     outlier_view: OutlierView
     activation_view: ActivationView
     thresholds: np.ndarray  # (3, C): outlier, activation, loss flags at the per-class top alpha
+    gates: np.ndarray       # (2, C): the activation and outlier views' say in the vote (vote.view_gates)
 
     def model(self, state: dict) -> nn.Module:
         m = build_model(self.input_shape, self.num_classes)
@@ -78,10 +84,13 @@ def compute_outputs(models: DFauLoModels, x: np.ndarray, *,
                     base_out: tuple[np.ndarray, np.ndarray] | None = None) -> ModelOutputs:
     """Run the original model, the mutants and every checkpoint over ``x`` (N, C, H, W).
     ``base_out`` = the original model's (logits, features) on ``x`` when already computed."""
-    logits, feats = base_out if base_out is not None else predict(models.model(models.base_state), x)
+    base = models.model(models.base_state)
+    logits, feats = base_out if base_out is not None else predict(base, x)
     mutant_probs = np.stack([softmax(predict(models.model(s), x)[0]) for s in models.mutant_states])
+    probs = softmax(logits)
+    ensemble = (probs + predict_shifted(base, x).sum(0) + mutant_probs.sum(0)) / (5 + len(mutant_probs))
     ckpt_probs, ckpt_hnorm2 = [], []
-    work = models.model(models.base_state)
+    work = base
     for state in models.ckpt_states:
         if _same_state(state, models.base_state):   # the last checkpoint is the original model
             lg, h = logits, feats
@@ -91,9 +100,10 @@ def compute_outputs(models: DFauLoModels, x: np.ndarray, *,
         ckpt_probs.append(softmax(lg))
         ckpt_hnorm2.append((h.astype(np.float64) ** 2).sum(1).astype(np.float32))
     return ModelOutputs(
-        probs=softmax(logits), mutant_probs=mutant_probs,
+        probs=probs, mutant_probs=mutant_probs,
         ckpt_probs=np.stack(ckpt_probs).astype(np.float32), ckpt_hnorm2=np.stack(ckpt_hnorm2),
-        outlier=models.outlier_view.score_all(x), activation=models.activation_view.score_all(feats))
+        outlier=models.outlier_view.score_all(x), activation=models.activation_view.score_all(feats),
+        ensemble_probs=ensemble.astype(np.float32))
 
 
 def _ce(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -112,12 +122,13 @@ def tracin_from_outputs(out: ModelOutputs, labels: np.ndarray, lrs: np.ndarray) 
 
 
 def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) -> np.ndarray:
-    """Feature matrix ``(N, 5C + 7 + E + 5)`` of items under ``labels`` (N,).
+    """Feature matrix ``(N, 5C + 7 + E + 6)`` of items under ``labels`` (N,).
 
     The paper's 5C + 7: original softmax (C), one-hot label (C), mutant softmaxes (3C), three
     "in this view" flags, four losses (original + mutants). Added: the loss at each of the E
     checkpoints, log TracIn self-influence, the continuous outlier and activation scores for the
-    label, the outlier score against the nearest class, and the label's margin.
+    label, the outlier score against the nearest class, the label's margin, and the loss of the
+    ensemble prediction (``ModelOutputs.ensemble_probs``).
     """
     labels = np.asarray(labels, dtype=np.int64)
     n, c = out.probs.shape
@@ -134,7 +145,7 @@ def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) 
     others[rows, labels] = -1
     margin = out.probs[rows, labels] - others.max(1)
     extras = np.stack([np.log1p(tracin_from_outputs(out, labels, models.ckpt_lrs)), np.log(outl + 1e-6), act,
-                       np.log(out.outlier.min(1) + 1e-6), margin], 1)
+                       np.log(out.outlier.min(1) + 1e-6), margin, _ce(out.ensemble_probs, labels)], 1)
     return np.concatenate([
         out.probs, onehot, out.mutant_probs.transpose(1, 0, 2).reshape(n, -1), flags.astype(np.float32),
         np.stack([loss0, *mutant_losses], 1), ckpt_losses, extras], 1).astype(np.float32)
@@ -184,6 +195,7 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
     act_all = activation_view.score_all(feats)
     view_scores = [outl_all[rows, y], act_all[rows, y], loss0]
     thresholds = np.stack([class_thresholds(s, y, num_classes=num_classes, alpha=alpha) for s in view_scores])
+    gates = view_gates(logits.argmax(1), y, np.log(view_scores[0] + 1e-6), num_classes=num_classes)
     tick("views")
     mutant_states = []
     for v, s in enumerate(view_scores):
@@ -196,7 +208,7 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
         base_state=copy.deepcopy(model.state_dict()), mutant_states=mutant_states,
         ckpt_states=[c.state for c in checkpoints],
         ckpt_lrs=np.array([c.lr for c in checkpoints]), outlier_view=outlier_view,
-        activation_view=activation_view, thresholds=thresholds)
+        activation_view=activation_view, thresholds=thresholds, gates=gates)
     outputs = compute_outputs(models, x, base_out=(logits, feats))
     tick("outputs")
     if bar is not None:
@@ -219,35 +231,33 @@ def synthetic_noise_inputs(count: int, *, input_shape: tuple[int, int, int], see
     return out
 
 
-def vote_columns(num_classes: int, num_checkpoints: int) -> tuple[int, int]:
-    """Columns of ``build_features`` holding the original loss and the activation view score."""
+def vote_columns(num_classes: int, num_checkpoints: int) -> tuple[int, int, int]:
+    """Columns of ``build_features`` holding the views' scores for the vote: the ensemble loss,
+    the activation view score and the log outlier view score."""
     c, e = num_classes, num_checkpoints
-    return 5 * c + 3, 5 * c + 7 + e + 2
+    return 5 * c + 7 + e + 5, 5 * c + 7 + e + 2, 5 * c + 7 + e + 1
 
 
 def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
-    """Sorted loss and activation scores of the training items ``(2, N)``: the scale on which
-    the views vote ranks any item."""
+    """Sorted loss, activation and outlier scores of the training items ``(3, N)``: the scale on
+    which the views vote ranks any item."""
     cols = vote_columns(models.num_classes, len(models.ckpt_lrs))
     return np.sort(features[:, cols], axis=0).T.copy()
 
 
 def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> np.ndarray:
     """Meta-ranker inputs ``(N, F)``: the view-level features (everything after the 5C
-    probability and label columns) and the views vote: the item's loss percentile among the
-    training items, averaged with its activation-view percentile weighted by how bimodal its
-    class's activation view is (``ActivationView.weights``).
+    probability and label columns) and the views vote (``vote.views_vote``): the item's loss
+    percentile among the training items, averaged with its activation- and outlier-view
+    percentiles where the item's class gives those views a say.
 
-    Measured on the bundled MNIST sample (scripts/benchmark.py): this vote ranks pair noise and
-    photo-crop items far better than the loss alone and stays close to the loss on random flips;
-    the compact inputs let the refit learn from a few hundred verdicts where the 5C probability
-    columns made it overfit.
+    The compact inputs let the refit learn from a few hundred verdicts where the 5C probability
+    columns made it overfit (measured with scripts/benchmark.py).
     """
     c = models.num_classes
     cols = vote_columns(c, len(models.ckpt_lrs))
     pct = [np.searchsorted(reference[i], features[:, col], side="right") / reference.shape[1]
            for i, col in enumerate(cols)]
     labels = features[:, c:2 * c].argmax(1)
-    w = models.activation_view.weights[labels]
-    vote = (pct[0] + w * pct[1]) / (1.0 + w)
+    vote = views_vote(pct[0], pct[1], pct[2], labels, models.gates)
     return np.concatenate([features[:, 5 * c:], vote[:, None]], 1).astype(np.float64)

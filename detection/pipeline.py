@@ -29,7 +29,7 @@ from .train import Checkpoint, cross_entropy, predict, softmax, train_model
 METHODS = ("dfaulo", "tracin", "loss")
 DEFAULT_EPOCHS = 8
 CHECKPOINTS = 4  # TracIn checkpoints (every other epoch at the default 8 epochs)
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def _validate(x, y, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +123,7 @@ class SuspicionRanker:
                 input_shape=tuple(int(s) for s in x.shape[1:]), num_classes=num_classes,
                 base_state=base.model.state_dict(), mutant_states=[], ckpt_states=[c.state for c in checkpoints],
                 ckpt_lrs=np.array([c.lr for c in checkpoints]), outlier_view=None, activation_view=None,
-                thresholds=np.zeros((3, num_classes)))
+                thresholds=np.zeros((3, num_classes)), gates=np.zeros((2, num_classes)))
             features, meta, reference = None, None, None
             predicted, raw = cls._raw_scores(method, models, x, y, base=base.model)
         timings["scoring"] = round(time.perf_counter() - t1, 3)
@@ -236,7 +236,7 @@ class SuspicionRanker:
                 "reference": self.reference,
                 "verdicts": self.verdicts, "timings": self.timings, "input_shape": m.input_shape,
                 "num_classes": m.num_classes, "ckpt_lrs": m.ckpt_lrs, "outlier_view": m.outlier_view,
-                "activation_view": m.activation_view, "thresholds": m.thresholds}
+                "activation_view": m.activation_view, "thresholds": m.thresholds, "gates": m.gates}
         joblib.dump(rest, d / "ranker.joblib.tmp")
         os.replace(d / "weights.pt.tmp", d / "weights.pt")
         os.replace(d / "ranker.joblib.tmp", d / "ranker.joblib")
@@ -257,7 +257,7 @@ class SuspicionRanker:
             input_shape=tuple(rest["input_shape"]), num_classes=rest["num_classes"],
             base_state=weights["base"], mutant_states=weights["mutants"], ckpt_states=weights["checkpoints"],
             ckpt_lrs=rest["ckpt_lrs"], outlier_view=rest["outlier_view"],
-            activation_view=rest["activation_view"], thresholds=rest["thresholds"])
+            activation_view=rest["activation_view"], thresholds=rest["thresholds"], gates=rest["gates"])
         ranker = cls(method=rest["method"], models=models, labels=rest["labels"], predicted=rest["predicted"],
                      features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"],
                      reference=rest["reference"])

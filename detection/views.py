@@ -91,25 +91,13 @@ class OutlierView:
 
 
 class ActivationView:
-    """Per-class KMeans(2) on penultimate activations; score = d(majority) - d(minority).
+    """Per-class KMeans(2) on penultimate activations; score = d(majority) - d(minority)."""
 
-    ``weights`` (C,) in [0, 1] say how much each class's split looks like a real second mode:
-    the bimodality coefficient (skew^2 + 1) / kurtosis of the class's own scores, ramped from
-    0 at ``bc_low`` to 1 at ``bc_low + bc_span`` (a uniform distribution has 5/9 = 0.556). A
-    class whose wrong items form a cluster of their own (a systematic confusion, images from
-    elsewhere) splits into two modes; a class with scattered random flips does not, and then
-    KMeans only cuts one blob in two. Measured on the bundled MNIST sample, median coefficient
-    over classes: 0.59 with 10% random flips, 0.83 with 20% pair flips, 0.82 with 10% photo crops.
-    """
-
-    def __init__(self, *, num_classes: int, seed: int = 0, bc_low: float = 0.6, bc_span: float = 0.15):
+    def __init__(self, *, num_classes: int, seed: int = 0):
         self.num_classes = num_classes
         self.seed = seed
-        self.bc_low = bc_low
-        self.bc_span = bc_span
         self.centroids = np.zeros((num_classes, 2, 0), dtype=np.float32)  # [c, (majority, minority)]
         self.valid = np.zeros(num_classes, dtype=bool)
-        self.weights = np.zeros(num_classes)
 
     def fit(self, feats: np.ndarray, labels: np.ndarray) -> "ActivationView":
         d = feats.shape[1]
@@ -124,18 +112,7 @@ class ActivationView:
             major = int(counts.argmax())
             self.centroids[c] = km.cluster_centers_[[major, 1 - major]]
             self.valid[c] = True
-        own = self.score_all(feats)[np.arange(len(labels)), labels]
-        self.weights = np.array([self._weight(own[labels == c]) if self.valid[c] else 0.0
-                                 for c in range(self.num_classes)])
         return self
-
-    def _weight(self, scores: np.ndarray) -> float:
-        from scipy.stats import kurtosis, skew
-        kurt = float(kurtosis(scores, fisher=False))
-        if not np.isfinite(kurt) or kurt <= 0:
-            return 0.0
-        coefficient = (float(skew(scores)) ** 2 + 1.0) / kurt
-        return float(np.clip((coefficient - self.bc_low) / self.bc_span, 0.0, 1.0))
 
     def score_all(self, feats: np.ndarray) -> np.ndarray:
         """``(N, num_classes)``: for each class, distance to its majority centroid minus distance to
