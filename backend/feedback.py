@@ -79,7 +79,9 @@ def apply_verdicts(model) -> dict:
                          method=model.config.detection_method, kind="feedback",
                          batch=model.config.push_batch)
     store.mark_verdicts_applied(up_to_id=upto)
-    report.update(verdicts=used, refit_seconds=round(refit, 3))
+    meta = getattr(ranker, "meta", None)
+    report.update(verdicts=used, refit_seconds=round(refit, 3),
+                  refit_validation=dict(getattr(meta, "validation", None) or {}))
     store.put("last_feedback", report)
     log.info("project %s: applied verdicts %s", model.project_id, report)
     return report

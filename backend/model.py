@@ -226,6 +226,9 @@ class SuspicionModel:
         out["last_error"] = next((j["error"] for j in [last] if j and j["error"]), None)
         if self.worker and self.worker.last_error:
             out["last_error"] = self.worker.last_error
+        feedback = self.store.get("last_feedback")
+        if feedback:
+            out["last_feedback"] = feedback
         out["versions"] = [v["version"] for v in self.store.versions()[:5]]
         return out
 

@@ -58,3 +58,5 @@ def test_real_ranker_trains_publishes_and_learns_from_verdicts(make_app, fake_ls
     assert h.wait_for(lambda: fake_ls.model_version != v1 and model.worker.idle(), timeout=60)
     assert all(fake_ls.current()[t] == 0.0 for t in top)
     assert model.ranker().verdict_count == 2
+    feedback = model.status()["last_feedback"]
+    assert feedback["verdicts"] == 2 and feedback["refit_validation"] == {}   # "loss" learns nothing
