@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-LABEL_NOISE_KINDS = ("symmetric", "pair")
+LABEL_NOISE_KINDS = ("symmetric", "pair", "partial-pair")
 
 
 def inject_label_noise(labels: np.ndarray, *, rate: float, kind: str = "symmetric",
@@ -11,7 +11,9 @@ def inject_label_noise(labels: np.ndarray, *, rate: float, kind: str = "symmetri
     """Flip the labels of ``rate`` of the items (chosen uniformly at random).
 
     kind "symmetric": a flipped label is any other class, uniformly; "pair": class c becomes
-    (c + 1) mod K, the systematic confusion. Returns ``(noisy_labels (N,), is_fault (N,) bool)``.
+    (c + 1) mod K, the systematic confusion; "partial-pair": the same, but only ``rate`` of the
+    items of the first half of the classes (a confusion that only some classes suffer).
+    Returns ``(noisy_labels (N,), is_fault (N,) bool)``.
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -26,7 +28,8 @@ def inject_label_noise(labels: np.ndarray, *, rate: float, kind: str = "symmetri
     rng = np.random.default_rng(seed)
     n = len(labels)
     is_fault = np.zeros(n, dtype=bool)
-    is_fault[rng.choice(n, size=int(round(rate * n)), replace=False)] = True
+    eligible = np.flatnonzero(labels < (k + 1) // 2) if kind == "partial-pair" else np.arange(n)
+    is_fault[rng.choice(eligible, size=int(round(rate * len(eligible))), replace=False)] = True
     noisy = labels.astype(np.int64).copy()
     if kind == "symmetric":
         noisy[is_fault] = (labels[is_fault] + rng.integers(1, k, is_fault.sum())) % k

@@ -37,14 +37,15 @@ def load_source(name: str, *, limit: int | None = None, seed: int = 0) -> Labele
     return from_arrays(images, labels, classes=[str(i) for i in range(10)], size=28)
 
 
-NOISE_KINDS = ("symmetric", "pair", "ood")
+NOISE_KINDS = ("symmetric", "pair", "ood", "partial-pair", "mixed")
 
 
 def noisy_source(name: str, *, kind: str, rate: float, seed: int = 0, limit: int | None = None):
     """A bundled image set with planted faults and their ground truth.
 
-    kind "symmetric" / "pair": label noise; "ood": items replaced by photo crops that keep their
-    label (their true label is -1: they belong to no class).
+    kind "symmetric" / "pair" / "partial-pair": label noise (``noise.inject_label_noise``); "ood":
+    items replaced by photo crops that keep their label (their true label is -1: they belong to no
+    class); "mixed": half of ``rate`` symmetric flips and half photo crops (among the other items).
     Returns ``(images: LabeledImages with the given labels, true_labels (N,), is_fault (N,))``.
     """
     from .noise import inject_label_noise, inject_ood
@@ -53,7 +54,16 @@ def noisy_source(name: str, *, kind: str, rate: float, seed: int = 0, limit: int
         raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
     clean = load_source(name, limit=limit, seed=seed)
     true = clean.y.copy()
-    if kind == "ood":
+    if kind == "mixed":
+        clean.y, flipped = inject_label_noise(clean.y, rate=rate / 2, kind="symmetric",
+                                              num_classes=clean.num_classes, seed=seed)
+        rest = np.flatnonzero(~flipped)
+        x, crop = inject_ood(clean.x[rest], rate=rate / 2 * len(clean.y) / max(1, len(rest)), seed=seed + 1)
+        clean.x[rest] = x
+        true[rest[crop]] = -1
+        is_fault = flipped.copy()
+        is_fault[rest[crop]] = True
+    elif kind == "ood":
         x, is_fault = inject_ood(clean.x, rate=rate, seed=seed)
         true[is_fault] = -1
         clean.x = x

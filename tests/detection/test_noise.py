@@ -47,3 +47,18 @@ def test_noisy_source_marks_ood_true_label_minus_one():
     images, true, fault = noisy_source("digits", kind="ood", rate=0.1, seed=0, limit=200)
     assert len(images) == 200 and fault.sum() == 20
     assert (true[fault] == -1).all() and (true[~fault] == images.y[~fault]).all()
+
+
+def test_partial_pair_noise_touches_only_the_first_half_of_the_classes():
+    y = np.repeat(np.arange(10), 100)
+    noisy, fault = inject_label_noise(y, rate=0.2, kind="partial-pair", seed=3)
+    assert fault.sum() == 100 and (y[fault] < 5).all()
+    assert ((y[fault] + 1) % 10 == noisy[fault]).all() and (noisy[~fault] == y[~fault]).all()
+
+
+def test_mixed_noise_is_half_flips_and_half_photo_crops():
+    images, true, fault = noisy_source("digits", kind="mixed", rate=0.2, seed=0, limit=200)
+    crops = fault & (true == -1)
+    flips = fault & (true != -1)
+    assert crops.sum() == 20 and flips.sum() == 20
+    assert (images.y[flips] != true[flips]).all() and (images.y[~fault] == true[~fault]).all()
