@@ -37,3 +37,20 @@ def test_review_loop_inspects_top_batches_then_the_rest_by_final_scores():
     assert order[:4] == [0, 1, 19, 18]                    # inspected in review order
     assert order[4:6] == [17, 16]                        # then the rest by the final scores
     assert sorted(order) == list(range(n))
+
+
+def test_summary_averages_over_seeds_and_marks_the_best_ap():
+    from benchmark import markdown_summary, summarize
+
+    def res(seed, ap_loss, ap_dfaulo):
+        row = {"recall@10%": 0.9, "cost_x_training": 1.0}
+        return {"source": "mnist", "noise": "pair", "rate": 0.2, "seed": seed, "methods": {
+            "loss": {**row, "ap": ap_loss}, "dfaulo": {**row, "ap": ap_dfaulo},
+            "dfaulo+review": {**row, "ap": 0.99, "recall@10%/ideal": 0.96}}}
+    summary = summarize([res(0, 0.8, 0.9), res(1, 0.6, 0.95)])
+    by = {e["method"]: e for e in summary}
+    assert by["loss"]["ap"] == 0.7 and abs(by["loss"]["ap sd"] - 0.1) < 1e-12
+    assert by["dfaulo"]["ap"] == 0.925 and by["dfaulo"]["seeds"] == 2
+    table = markdown_summary(summary)
+    assert "| pair 20% | dfaulo | **0.925 ± 0.025** |" in table      # best of the methods, not the loop
+    assert "| pair 20% | dfaulo+review | 0.990 ± 0.000 | 0.900 | 0.960 |" in table
