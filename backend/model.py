@@ -198,7 +198,14 @@ class SuspicionModel:
                     path = self.directory / "ranker"
                     if path.exists():
                         from .training import replay_verdicts
-                        ranker = self.ranker_cls.load(path)
+                        try:
+                            ranker = self.ranker_cls.load(path)
+                        except ValueError as exc:   # e.g. saved by an older version of the backend
+                            log.warning("project %s: the saved ranker cannot be used (%s); retraining",
+                                        self.project_id, exc)
+                            self._ranker_loaded = True
+                            self.maybe_train(min_interval=0.0)
+                            return None
                         if self.store.latest_verdicts():
                             replay_verdicts(self, ranker, write=False)
                         self._ranker = ranker

@@ -85,6 +85,8 @@ class FakeRanker:
         d = Path(directory)
         z = np.load(d / "fake.npz")
         meta = json.loads((d / "meta.json").read_text())
+        if meta.get("format", 1) != 1:
+            raise ValueError(f"{d} holds a ranker of format {meta['format']}, expected 1")
         r = cls(z["base"], z["predicted"], meta["k"], z["shape"], meta["method"])
         r.centers = z["centers"]
         return r

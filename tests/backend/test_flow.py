@@ -219,6 +219,26 @@ def test_restart_comes_back_with_same_version_and_scores(make_app, fake_ls, h):
     assert c2.get("/status?project=1").get_json()["model_version"] == version
 
 
+def test_ranker_saved_in_an_older_format_is_retrained_not_a_crash(make_app, fake_ls, h, tmp_path):
+    app1 = make_app()
+    c1 = app1.test_client()
+    h.seed(fake_ls, n=9, flipped=(2,))
+    model = setup_and_train(c1, fake_ls, h)
+    tasks = [{"id": t, "data": {"image": "x"}} for t in range(1, 10)]
+    before = c1.post("/predict", json={"tasks": tasks, "project": "1.1"}).get_json()
+    app1.extensions["suspicion"].stop()
+    meta = model.directory / "ranker" / "meta.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "format": 0}))   # an older backend's
+    app2 = make_app()
+    c2 = app2.test_client()
+    assert c2.post("/predict", json={"tasks": tasks, "project": "1.1"}).get_json() == before  # stored scores
+    model2 = app2.extensions["suspicion"].get(1)
+    assert model2.ranker() is None
+    assert h.wait_for(lambda: len([r for r in model2.store._q("SELECT state FROM jobs WHERE kind='train'")
+                                   if r[0] == "done"]) == 2 and model2.worker.idle(), timeout=30)
+    assert model2.ranker() is not None and json.loads(meta.read_text()).get("format", 1) == 1
+
+
 def test_job_left_running_is_rerun_on_restart(make_app, fake_ls, h, tmp_path):
     from backend.store import Store
     h.seed(fake_ls, n=9)
