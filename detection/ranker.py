@@ -9,7 +9,7 @@ Before any verdict, two initial rankers are available:
   ``top`` fraction (pseudo-faults) against a sample of its lower 60% (pseudo-clean).
 - "synthetic" (the paper's): a logistic regression of synthetic faults (label 1) against a random
   sample of real items (label 0); that set is also the prior training set.
-Once reviewers' verdicts hold at least two faults and two clean items, the regression is refit
+Once reviewers' verdicts hold at least ``min_each`` (10) faults and clean items, the regression is refit
 on all verdicts so far together with the prior set, down-weighted to ``prior_weight`` verdicts in
 total, so that the first verdicts (nearly all faults, from the top of the ranking) adjust the
 ranking instead of overturning it. The refit replaces the initial ranking only if it ranks the
@@ -33,13 +33,14 @@ class MetaRanker:
     """Scores ``(N,)`` in [0, 1] from inputs ``(N, F)`` (last column = views vote in [0, 1])."""
 
     def __init__(self, *, seed: int = 0, c: float = 1.0, prior_weight: float = 100.0, top: float = 0.03,
-                 min_gain: float = 0.02, folds: int = 5):
+                 min_gain: float = 0.02, folds: int = 5, min_each: int = 10):
         self.seed = seed
         self.c = c
         self.prior_weight = prior_weight
         self.top = top
         self.min_gain = min_gain
         self.folds = folds
+        self.min_each = min_each
         self.initial = "vote"
         self.scaler: StandardScaler | None = None
         self.initial_model: LogisticRegression | None = None   # "synthetic" only
@@ -106,14 +107,15 @@ class MetaRanker:
 
     def refit(self, inputs: np.ndarray, is_fault: np.ndarray) -> bool:
         """Refit on verdicts: ``inputs`` (K, F) of the reviewed items, ``is_fault`` (K,) bool.
-        Returns False (and keeps the current ranker) while the verdicts hold fewer than two
-        faults or two clean items; otherwise True, with the refit in use only if it passed the
-        cross-validation (``validation`` says how it went)."""
+        Returns False (and keeps the current ranker) while the verdicts hold fewer than
+        ``min_each`` faults or clean items (an AUC over three clean items says little);
+        otherwise True, with the refit in use only if it passed the cross-validation
+        (``validation`` says how it went)."""
         is_fault = np.asarray(is_fault, dtype=bool)
         if len(inputs) != len(is_fault):
             raise ValueError(f"{len(inputs)} input rows but {len(is_fault)} verdicts")
         k = min(self.folds, int(is_fault.sum()), int((~is_fault).sum()))
-        if k < 2:
+        if min(int(is_fault.sum()), int((~is_fault).sum())) < self.min_each or k < 2:
             return False
         x = self._scaled(inputs)
         y = is_fault.astype(int)

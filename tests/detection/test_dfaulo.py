@@ -34,21 +34,23 @@ def test_online_update_uses_verdicts_and_is_idempotent(digits_small, dfaulo_rank
     _, _, fault = digits_small
     ranker = copy.deepcopy(dfaulo_ranker)
     before = ranker.scores.copy()
-    top = np.argsort(-before)[:60]
-    rest = np.setdiff1d(np.arange(600), top)
+    order = np.argsort(-before)
+    reviewed = np.r_[order[:40], order[40::10]]          # the top suspects and a spot check of the rest
+    rest = np.setdiff1d(np.arange(600), reviewed)
     ap_before = ranking_report(before[rest], fault[rest])["ap"]
-    after = ranker.update(top, fault[top])
-    assert ranker.verdict_count == 60
+    after = ranker.update(reviewed, fault[reviewed])
+    assert ranker.verdict_count == len(reviewed)
     validation = ranker.meta.validation
-    assert validation["verdicts"] == 60 and validation["folds"] >= 2
-    # the refit is used only when it ranks held-out verdicts better; either way the rest of the
-    # items stay ranked at least as well as before the verdicts (7 faults in 540: chance 0.013)
+    assert validation["verdicts"] == len(reviewed) and validation["folds"] >= 2
+    # the refit is used only when it ranks held-out verdicts better; either way the items not
+    # reviewed stay ranked at least as well as before the verdicts
     assert ranker.meta.online == validation["accepted"]
     assert np.allclose(before, after) != validation["accepted"]
+    assert fault[rest].sum() >= 10
     ap_after = ranking_report(after[rest], fault[rest])["ap"]
-    assert ap_after >= ap_before - 0.02 and ap_after > 0.2
-    again = ranker.update(top[:10], fault[top[:10]])
-    assert ranker.verdict_count == 60 and np.allclose(after, again)
+    assert ap_after >= ap_before - 0.02 and ap_after > 5 * fault[rest].mean()
+    again = ranker.update(reviewed[:10], fault[reviewed[:10]])
+    assert ranker.verdict_count == len(reviewed) and np.allclose(after, again)
 
 
 def test_update_rejects_bad_indices(dfaulo_ranker):

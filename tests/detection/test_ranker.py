@@ -40,10 +40,10 @@ def test_refit_is_refused_when_it_does_not_beat_the_initial_ranking():
     assert np.array_equal(meta.score(inputs), before)
 
 
-def test_refit_waits_for_two_verdicts_of_each_kind():
+def test_refit_waits_for_ten_verdicts_of_each_kind():
     inputs, fault = _items(vote_quality=0.5)
     meta = MetaRanker(seed=0).fit_vote(inputs)
-    faults, clean = np.flatnonzero(fault)[:5], np.flatnonzero(~fault)[:1]
+    faults, clean = np.flatnonzero(fault)[:30], np.flatnonzero(~fault)[:9]
     idx = np.r_[faults, clean]
     assert meta.refit(inputs[idx], fault[idx]) is False and meta.validation == {}
     with pytest.raises(ValueError, match="verdicts"):
