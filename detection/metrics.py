@@ -32,13 +32,17 @@ def recall_curve(scores, is_fault) -> np.ndarray:
     return np.cumsum(is_fault[inspection_order(scores)]) / is_fault.sum()
 
 
+def inspected_count(n: int, fraction: float) -> int:
+    """How many of ``n`` items "the first ``fraction``" inspects (at least one)."""
+    return max(1, int(round(fraction * n)))
+
+
 def recall_at(scores, is_fault, *, fraction: float) -> float:
     """Fraction of faults among the first ``fraction`` of items inspected."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
     curve = recall_curve(scores, is_fault)
-    k = max(1, int(round(fraction * len(curve))))
-    return float(curve[k - 1])
+    return float(curve[inspected_count(len(curve), fraction) - 1])
 
 
 def rauc(scores, is_fault, *, fraction: float = 1.0) -> float:
@@ -46,7 +50,7 @@ def rauc(scores, is_fault, *, fraction: float = 1.0) -> float:
     ranking's area (DFauLo's RAUC). 1.0 = every fault before any clean item."""
     scores, is_fault = _validate(scores, is_fault)
     curve = recall_curve(scores, is_fault)
-    k = max(1, int(round(fraction * len(curve))))
+    k = inspected_count(len(curve), fraction)
     ideal = np.minimum(np.arange(1, k + 1), is_fault.sum()) / is_fault.sum()
     return float(curve[:k].sum() / ideal.sum())
 

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detection.metrics import ranking_report, recall_curve  # noqa: E402
+from detection.metrics import inspected_count, ranking_report, recall_curve  # noqa: E402
 from detection.pipeline import SuspicionRanker  # noqa: E402
 from detection.sources import noisy_source  # noqa: E402
 from detection.train import predict, softmax, train_model  # noqa: E402
@@ -108,7 +108,7 @@ def run_kind(kind: str, rate: float, *, source: str, epochs: int, seed: int, out
             eff = review_loop(r, is_fault)
             loop_seconds = time.perf_counter() - t0
             rep = ranking_report(eff, is_fault)
-            ideal10 = min(1.0, max(1, int(round(0.1 * len(y)))) / is_fault.sum())   # k as in recall_at
+            ideal10 = min(1.0, inspected_count(len(y), 0.1) / is_fault.sum())
             rows["dfaulo+review"] = {**rep, "cost_x_training": (one_run + extra + loop_seconds) / one_run,
                                      "recall@10%/ideal": rep["recall@10%"] / ideal10,
                                      "rounds": int(np.ceil(0.2 * len(y) / 200))}
