@@ -90,7 +90,7 @@ def compute_outputs(models: DFauLoModels, x: np.ndarray, *,
     probs = softmax(logits)
     ensemble = (probs + predict_shifted(base, x).sum(0) + mutant_probs.sum(0)) / (5 + len(mutant_probs))
     ckpt_probs, ckpt_hnorm2 = [], []
-    work = base
+    work = models.model(models.base_state)
     for state in models.ckpt_states:
         if _same_state(state, models.base_state):   # the last checkpoint is the original model
             lg, h = logits, feats

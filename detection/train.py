@@ -169,20 +169,14 @@ def predict(model: nn.Module, x: np.ndarray, *, batch_size: int = 512) -> tuple[
 SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 
 
-@torch.no_grad()
-def predict_shifted(model: nn.Module, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+def predict_shifted(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """Softmax probabilities ``(4, N, K)`` of ``model`` on ``x`` (N, C, H, W) moved by one pixel
     up, down, left and right (zero fill), the translations training augments with."""
-    model.eval()
-    xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
-    h, w = xt.shape[2:]
-    padded = F.pad(xt, (1, 1, 1, 1))
-    out = []
-    for dy, dx in SHIFTS:
-        moved = padded[:, :, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-        logits = np.concatenate([model(moved[i:i + batch_size]).numpy() for i in range(0, len(moved), batch_size)])
-        out.append(softmax(logits))
-    return np.stack(out).astype(np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    h, w = x.shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    return np.stack([softmax(predict(model, padded[:, :, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w])[0])
+                     for dy, dx in SHIFTS]).astype(np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
