@@ -48,7 +48,6 @@ class MetaRanker:
         self.validation: dict = {}      # the last refit's cross-validation: AUCs, gain, accepted
         self.prior_x: np.ndarray | None = None
         self.prior_y: np.ndarray | None = None
-        self.online = False
 
     def _check(self, real: np.ndarray) -> None:
         if real.ndim != 2 or len(real) < 4:
@@ -68,7 +67,6 @@ class MetaRanker:
         self.prior_x = self._scaled(real[np.r_[order[:k], neg]])
         self.prior_y = np.r_[np.ones(k), np.zeros(len(neg))].astype(int)
         self.model = self.initial_model = None
-        self.online = False
         return self
 
     def fit_synthetic(self, real: np.ndarray, synthetic: np.ndarray, *, max_real: int = 5000) -> "MetaRanker":
@@ -85,8 +83,12 @@ class MetaRanker:
         self.prior_y = np.r_[np.zeros(len(neg)), np.ones(len(synthetic))].astype(int)
         self.model = self.initial_model = LogisticRegression(C=self.c, max_iter=3000).fit(
             self.prior_x, self.prior_y, sample_weight=_balanced_weights(self.prior_y))
-        self.online = False
         return self
+
+    @property
+    def online(self) -> bool:
+        """Whether a refit on verdicts ranks now (instead of the initial ranker)."""
+        return self.model is not self.initial_model
 
     def _scaled(self, x: np.ndarray) -> np.ndarray:
         if self.scaler is None:
@@ -114,8 +116,9 @@ class MetaRanker:
         is_fault = np.asarray(is_fault, dtype=bool)
         if len(inputs) != len(is_fault):
             raise ValueError(f"{len(inputs)} input rows but {len(is_fault)} verdicts")
-        k = min(self.folds, int(is_fault.sum()), int((~is_fault).sum()))
-        if min(int(is_fault.sum()), int((~is_fault).sum())) < self.min_each or k < 2:
+        fewer = min(int(is_fault.sum()), int((~is_fault).sum()))   # verdicts of the rarer kind
+        k = min(self.folds, fewer)
+        if fewer < self.min_each or k < 2:
             return False
         x = self._scaled(inputs)
         y = is_fault.astype(int)
@@ -128,7 +131,6 @@ class MetaRanker:
         self.validation = {"verdicts": len(y), "folds": k, "refit_auc": round(refit_auc, 4),
                            "initial_auc": round(initial_auc, 4), "accepted": bool(accepted)}
         self.model = self._fit(x, y) if accepted else self.initial_model
-        self.online = bool(accepted)
         return True
 
     def score(self, inputs: np.ndarray) -> np.ndarray:
