@@ -16,7 +16,7 @@ from PIL import Image
 from backend.app import create_app
 from backend.config import Config
 
-PAYLOADS = Path(__file__).resolve().parents[2].parent / "shared" / "ls-payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "ls-payloads"
 LS = "http://ls.test"
 CONFIG_XML = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
               '<Choice value="0"/><Choice value="1"/><Choice value="2"/></Choices></View>')
@@ -24,10 +24,7 @@ CONFIG_XML = ('<View><Image name="image" value="$image"/><Choices name="label" t
 
 def payload(name: str) -> dict:
     """A captured request: ``{method, path, headers, body}``."""
-    path = PAYLOADS / name
-    if not path.exists():
-        pytest.skip(f"captured payloads not found at {PAYLOADS}")
-    return json.loads(path.read_text())
+    return json.loads((PAYLOADS / name).read_text())
 
 
 class FakeRanker:

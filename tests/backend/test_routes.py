@@ -1,4 +1,4 @@
-"""Every route, fed with the requests Label Studio 1.23.2 really sent (../shared/ls-payloads)."""
+"""Every route, fed with the requests Label Studio 1.23.2 really sent (tests/fixtures/ls-payloads)."""
 from __future__ import annotations
 
 import base64
