@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
-
 from .images import decode_all, fetch_all
 from .ls_client import LabelStudioError
 from .publish import publish_all, publish_some
-from .training import newest_label, replay_verdicts
+from .tasks import TaskRow, Verdict, class_indices, read_tasks
+from .training import replay_stored_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ def process_annotation_hints(model, *, limit: int = 1000) -> dict:
             stalled = True
             break
         verdict = _verdict_from(ann, model.project_id, store, spec)
-        if verdict is not None and store.add_verdict(**verdict):
+        if verdict is not None and store.add_verdict(verdict):
             added += 1
         else:
             dropped += 1
@@ -40,22 +39,21 @@ def process_annotation_hints(model, *, limit: int = 1000) -> dict:
     return {"verdicts_added": added, "hints_dropped": dropped, "stalled": stalled}
 
 
-def _verdict_from(ann: dict | None, project_id: int, store, spec) -> dict | None:
-    if not isinstance(ann, dict) or ann.get("was_cancelled"):
+def _verdict_from(ann: dict | None, project_id: int, store, spec) -> Verdict | None:
+    if not isinstance(ann, dict) or ann.get("was_cancelled") or not isinstance(ann.get("id"), int):
         return None
     project = ann.get("project")
     if project is not None and int(project) != project_id:
         return None
     task_id = ann.get("task")
     row = store.task(task_id) if isinstance(task_id, int) else None
-    if row is None or row[1] is None or row[2] is None:
+    if row is None or row.label is None or row.score is None:
         return None  # not a task the ranker has scored with a label
     label = spec.label_of(ann.get("result"))
     if label is None:
         return None
-    return {"task_id": task_id, "annotation_id": int(ann["id"]),
-            "updated_at": str(ann.get("updated_at") or ann.get("created_at") or ""),
-            "label": label, "is_fault": label != row[1]}
+    return Verdict(task_id=task_id, annotation_id=ann["id"],
+                   updated_at=str(ann.get("updated_at") or ann.get("created_at") or ""), label=label)
 
 
 def verdicts_due(store, *, batch: int, quiet_seconds: float, now: float | None = None) -> bool:
@@ -72,7 +70,7 @@ def apply_verdicts(model) -> dict:
     upto = store.max_verdict_id()
     ranker = model.ranker_cls.load(model.directory / "ranker")
     t0 = time.monotonic()
-    used = replay_verdicts(model, ranker)
+    used = replay_stored_verdicts(model, ranker)
     model.set_ranker(ranker)
     refit = time.monotonic() - t0
     report = publish_all(store, model.client(), model.project_id, spec=model.spec,
@@ -87,48 +85,36 @@ def apply_verdicts(model) -> dict:
     return report
 
 
-def score_tasks(model, tasks: list[dict]) -> list[tuple]:
+def score_tasks(model, tasks: list[dict]) -> list[TaskRow]:
     """Score tasks the ranker has not seen (labels from their newest annotation) and store them.
 
-    Returns ``(task_id, score, predicted, reviewed)`` rows for the scored ones; tasks without a
-    readable image are stored with an error and left out.
+    Returns the rows of the scored ones; tasks that cannot be ranked (no readable image, a label
+    that is not a choice) are stored with an error and left out.
     """
-    spec, store = model.spec, model.store
+    store = model.store
     ranker = model.ranker()
     if ranker is None or not tasks:
         return []
-    channels = store.get("channels")
-    rows, out, urls, ok = [], [], [], []
-    for task in tasks:
-        tid = int(task["id"])
-        url = spec.image_url(task)
-        label, _ = newest_label(task, spec)
-        if label is not None and label not in spec.choices:
-            label = None
-        if url is None:
-            rows.append((tid, None, None, label, None, None, 0, "task has no image"))
-            continue
-        urls.append(url)
-        ok.append((tid, url, label))
-    blobs = fetch_all(model.client(), urls, workers=model.config.download_workers)
+    rows = read_tasks(tasks, model.spec)
+    done = [r for r in rows if r.error is not None]
+    ok = [r for r in rows if r.error is None]
+    blobs = fetch_all(model.client(), [r.image_url for r in ok], workers=model.config.download_workers)
     try:
-        x, errors, _ = decode_all(blobs, channels=channels)
+        x, errors, _ = decode_all(blobs, channels=store.get("channels"))
     except ValueError as exc:
         errors, x = [str(exc)] * len(ok), None
-    readable = [item for item, err in zip(ok, errors) if err is None]
-    for item, err in zip(ok, errors):
-        if err is not None:
-            rows.append((item[0], None, item[1], item[2], None, None, 0, err))
+    readable = [r for r, err in zip(ok, errors) if err is None]
+    done += [r._replace(error=err) for r, err in zip(ok, errors) if err is not None]
+    scored = []
     if readable:
-        y = np.array([spec.choices.index(lbl) if lbl else 0 for _, _, lbl in readable], dtype=np.int64)
+        labeled = [r if r.label is not None else r._replace(label=model.spec.choices[0])
+                   for r in readable]
         with model.ranker_lock:
-            scores, predicted = ranker.score_new(x, y)
-        for (tid, url, lbl), s, p in zip(readable, scores, predicted):
-            score = float(s) if lbl is not None else 0.0
-            rows.append((tid, None, url, lbl, score, int(p), 0, None))
-            out.append((tid, score, int(p), 0))
-    store.upsert_tasks(rows)
-    return out
+            scores, predicted = ranker.score_new(x, class_indices(labeled, model.spec))
+        scored = [r._replace(score=float(s) if r.label is not None else 0.0, predicted=int(p))
+                  for r, s, p in zip(readable, scores, predicted)]
+    store.upsert_tasks(done + scored)
+    return scored
 
 
 def score_created_tasks(model, task_ids: list[int]) -> dict:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from .config import Config
 from .labels import LabelSpec, parse_label_config
 from .ls_client import LabelStudioClient, LabelStudioError
+from .publish import published_score
 from .store import Store
+from .tasks import TaskRow, replay_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,6 @@ class SuspicionModel:
     def maybe_train(self, *, min_interval: float = 60.0) -> bool:
         """Queue training unless one ran (or failed) less than ``min_interval`` seconds ago, so
         Label Studio's frequent /setup and /predict calls do not start a job each."""
-        import time
         job = self.store.last_job("train")
         if self.worker is None:
             return False
@@ -119,21 +121,18 @@ class SuspicionModel:
         spec = self.spec
         unknown = [t for t in tasks if int(t["id"]) not in stored]
         if unknown:
-            scored = self._score_unknown(unknown)
-            for tid, score, pred, rev in scored:
-                stored[tid] = (score, pred, rev, None)
+            stored.update((row.task_id, row) for row in self._score_unknown(unknown))
         out = []
         for tid in ids:
             row = stored.get(tid)
             if row is None or version is None:
                 out.append({"result": [], "score": 0.0, "model_version": version or self.initial_version()})
                 continue
-            score, pred, reviewed, _label = row
-            out.append({"result": spec.result(int(pred)),
-                        "score": 0.0 if reviewed else float(score), "model_version": version})
+            out.append({"result": spec.result(int(row.predicted)), "score": published_score(row),
+                        "model_version": version})
         return out
 
-    def _score_unknown(self, tasks: list[dict]) -> list[tuple]:
+    def _score_unknown(self, tasks: list[dict]) -> list[TaskRow]:
         from .feedback import score_tasks  # local: feedback imports training imports images
         if self.ranker() is None:
             self.maybe_train()
@@ -197,7 +196,6 @@ class SuspicionModel:
                 if not self._ranker_loaded:
                     path = self.directory / "ranker"
                     if path.exists():
-                        from .training import replay_verdicts
                         try:
                             ranker = self.ranker_cls.load(path)
                         except ValueError as exc:   # e.g. saved by an older version of the backend
@@ -206,8 +204,9 @@ class SuspicionModel:
                             self._ranker_loaded = True
                             self.maybe_train(min_interval=0.0)
                             return None
-                        if self.store.latest_verdicts():
-                            replay_verdicts(self, ranker, write=False)
+                        verdicts = self.store.latest_verdicts()
+                        if verdicts:
+                            replay_verdicts(ranker, self.store.scored_tasks(), verdicts)
                         self._ranker = ranker
                     self._ranker_loaded = True
         return self._ranker

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from .labels import LabelSpec
 from .store import Store
+from .tasks import TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +20,17 @@ def new_version(store: Store, *, method: str) -> tuple[str, int]:
     return f"suspicion-{method}-{stamp}-v{number}", number
 
 
-def prediction(task_id: int, *, spec: LabelSpec, score: float, predicted: int, reviewed: bool,
-               version: str) -> dict:
-    """One ``import/predictions`` item; reviewed tasks get score 0 (they sink in the sort)."""
-    value = 0.0 if reviewed else float(score)
-    if not math.isfinite(value):
-        value = 0.0
-    return {"task": int(task_id), "result": spec.result(int(predicted)),
-            "score": min(1.0, max(0.0, value)), "model_version": version}
+def published_score(row: TaskRow) -> float:
+    """The score Label Studio shows for ``row``: in [0, 1]; 0 for reviewed tasks (they sink in
+    the sort) and for a score that is not a finite number."""
+    value = 0.0 if row.reviewed or row.score is None else float(row.score)
+    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
+
+
+def prediction(row: TaskRow, *, spec: LabelSpec, version: str) -> dict:
+    """One ``import/predictions`` item for a scored row."""
+    return {"task": int(row.task_id), "result": spec.result(int(row.predicted)),
+            "score": published_score(row), "model_version": version}
 
 
 def publish_all(store: Store, client, project_id: int, *, spec: LabelSpec, method: str,
@@ -35,9 +39,7 @@ def publish_all(store: Store, client, project_id: int, *, spec: LabelSpec, metho
     delete the predictions of older versions. Returns timings and counts."""
     t0 = time.monotonic()
     version, number = new_version(store, method=method)
-    rows = store.scored_tasks()
-    preds = [prediction(tid, spec=spec, score=score, predicted=pred, reviewed=bool(rev),
-                        version=version) for tid, _idx, _label, score, pred, rev in rows]
+    preds = [prediction(row, spec=spec, version=version) for row in store.scored_tasks()]
     created = client.import_predictions(project_id, preds, batch=batch) if preds else 0
     t_push = time.monotonic()
     if created:
@@ -62,9 +64,8 @@ def remove_old_versions(store: Store, client, project_id: int) -> int:
     return deleted
 
 
-def publish_some(client, project_id: int, rows: list[tuple], *, spec: LabelSpec, version: str,
+def publish_some(client, project_id: int, rows: list[TaskRow], *, spec: LabelSpec, version: str,
                  batch: int) -> int:
-    """Push ``(task_id, score, predicted, reviewed)`` rows under the current version (new tasks)."""
-    preds = [prediction(tid, spec=spec, score=s, predicted=p, reviewed=bool(r), version=version)
-             for tid, s, p, r in rows]
+    """Push scored ``rows`` under the current version (tasks scored after the fit)."""
+    preds = [prediction(row, spec=spec, version=version) for row in rows]
     return client.import_predictions(project_id, preds, batch=batch) if preds else 0

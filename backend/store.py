@@ -2,7 +2,8 @@
 
 Tables: ``meta`` (key/value: label config, model_version, counters), ``tasks`` (one row per
 Label Studio task: item index in the fitted ranker, image URL, label it was ranked with, score,
-predicted class, reviewed flag), ``verdicts`` (unique on task, annotation and its updated_at, so
+predicted class, reviewed flag, the annotation the label came from; read and written as
+:class:`backend.tasks.TaskRow`), ``verdicts`` (unique on task, annotation and its updated_at, so
 the same event twice counts once), ``versions``, ``jobs`` (a job left ``running`` by a crash is
 re-run on restart) and ``hints`` (webhooks waiting to be re-read through the API).
 """
@@ -16,15 +17,18 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .tasks import TaskRow, Verdict
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS tasks (
     task_id INTEGER PRIMARY KEY, item_index INTEGER, image_url TEXT, label TEXT,
-    score REAL, predicted INTEGER, reviewed INTEGER NOT NULL DEFAULT 0, error TEXT);
+    score REAL, predicted INTEGER, reviewed INTEGER NOT NULL DEFAULT 0, error TEXT,
+    annotation_id INTEGER, annotated_at TEXT);
 CREATE INDEX IF NOT EXISTS tasks_item ON tasks(item_index);
 CREATE TABLE IF NOT EXISTS verdicts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER NOT NULL, annotation_id INTEGER NOT NULL,
-    updated_at TEXT NOT NULL, label TEXT, is_fault INTEGER NOT NULL,
+    updated_at TEXT NOT NULL, label TEXT,
     applied INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,
     UNIQUE(task_id, annotation_id, updated_at));
 CREATE TABLE IF NOT EXISTS versions (
@@ -39,6 +43,15 @@ CREATE TABLE IF NOT EXISTS hints (
 """
 
 _CHUNK = 500
+_TASK_COLUMNS = ", ".join(TaskRow._fields)
+_TASK_MARKS = ",".join("?" * len(TaskRow._fields))
+#: columns added since the first release of the schema, added to older files on open
+_ADDED_TASK_COLUMNS = {"annotation_id": "INTEGER", "annotated_at": "TEXT"}
+
+
+def _task(row: tuple) -> TaskRow:
+    """A ``SELECT {_TASK_COLUMNS}`` row as a ``TaskRow`` (``reviewed`` as a bool)."""
+    return TaskRow(*row)._replace(reviewed=bool(row[TaskRow._fields.index("reviewed")]))
 
 
 class Store:
@@ -53,6 +66,18 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a state file written by an older version to this schema."""
+        with self._lock:
+            task_cols = {r[1] for r in self._db.execute("PRAGMA table_info(tasks)")}
+            for name, kind in _ADDED_TASK_COLUMNS.items():
+                if name not in task_cols:
+                    self._db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+            verdict_cols = {r[1] for r in self._db.execute("PRAGMA table_info(verdicts)")}
+            if "is_fault" in verdict_cols:  # recomputed from labels on replay; never read
+                self._db.execute("ALTER TABLE verdicts DROP COLUMN is_fault")
 
     def close(self) -> None:
         with self._lock:
@@ -83,44 +108,45 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def replace_tasks(self, rows: Iterable[tuple]) -> None:
-        """Replace all tasks with ``(task_id, item_index, image_url, label, score, predicted,
-        reviewed, error)`` rows, in one transaction."""
+    def replace_tasks(self, rows: Iterable[TaskRow]) -> None:
+        """Replace all tasks with ``rows``, in one transaction."""
         with self._transaction() as db:
             db.execute("DELETE FROM tasks")
-            db.executemany("INSERT INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
+            db.executemany(f"INSERT INTO tasks({_TASK_COLUMNS}) VALUES({_TASK_MARKS})",
+                           [tuple(r) for r in rows])
 
-    def upsert_tasks(self, rows: Iterable[tuple]) -> None:
+    def upsert_tasks(self, rows: Iterable[TaskRow]) -> None:
+        """Insert ``rows``, replacing stored rows of the same task ids."""
         with self._transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO tasks VALUES(?,?,?,?,?,?,?,?)", rows)
+            db.executemany(f"INSERT OR REPLACE INTO tasks({_TASK_COLUMNS}) VALUES({_TASK_MARKS})",
+                           [tuple(r) for r in rows])
 
-    def update_scores(self, rows: Iterable[tuple]) -> None:
-        """``(score, reviewed, task_id)`` rows."""
+    def update_scores(self, rows: Iterable[TaskRow]) -> None:
+        """Write the ``score`` and ``reviewed`` of ``rows`` (other fields are left as stored)."""
         with self._transaction() as db:
-            db.executemany("UPDATE tasks SET score=?, reviewed=? WHERE task_id=?", rows)
+            db.executemany("UPDATE tasks SET score=?, reviewed=? WHERE task_id=?",
+                           [(r.score, int(r.reviewed), r.task_id) for r in rows])
 
-    def scored_tasks(self) -> list[tuple]:
-        """``(task_id, item_index, label, score, predicted, reviewed)`` of tasks with a score."""
-        return self._q("SELECT task_id, item_index, label, score, predicted, reviewed FROM tasks "
-                       "WHERE score IS NOT NULL ORDER BY task_id")
+    def scored_tasks(self) -> list[TaskRow]:
+        """Tasks with a score, by task id."""
+        return [_task(r) for r in self._q(f"SELECT {_TASK_COLUMNS} FROM tasks "
+                                          f"WHERE score IS NOT NULL ORDER BY task_id")]
 
-    def lookup(self, task_ids: Sequence[int]) -> dict[int, tuple]:
-        """``{task_id: (score, predicted, reviewed, label)}`` for known, scored tasks."""
+    def lookup(self, task_ids: Sequence[int]) -> dict[int, TaskRow]:
+        """``{task_id: row}`` for the known, scored tasks among ``task_ids``."""
         out = {}
         ids = list(task_ids)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            for row in self._q(f"SELECT task_id, score, predicted, reviewed, label FROM tasks "
+            for row in self._q(f"SELECT {_TASK_COLUMNS} FROM tasks "
                                f"WHERE score IS NOT NULL AND task_id IN ({marks})", chunk):
-                out[row[0]] = row[1:]
+                out[row[0]] = _task(row)
         return out
 
-    def task(self, task_id: int) -> tuple | None:
-        """``(item_index, label, score, predicted, reviewed)`` or None."""
-        rows = self._q("SELECT item_index, label, score, predicted, reviewed FROM tasks "
-                       "WHERE task_id=?", (int(task_id),))
-        return rows[0] if rows else None
+    def task(self, task_id: int) -> TaskRow | None:
+        rows = self._q(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id=?", (int(task_id),))
+        return _task(rows[0]) if rows else None
 
     def delete_tasks(self, task_ids: Sequence[int]) -> int:
         n = 0
@@ -137,20 +163,19 @@ class Store:
                 "verdicts": verdicts[0], "pending_verdicts": verdicts[1]}
 
     # -- verdicts -------------------------------------------------------------------------------
-    def add_verdict(self, *, task_id: int, annotation_id: int, updated_at: str, label: str | None,
-                    is_fault: bool) -> bool:
+    def add_verdict(self, verdict: Verdict) -> bool:
         """Record a verdict; False when this exact one (same annotation state) is already known."""
         rows = self._q("INSERT OR IGNORE INTO verdicts(task_id, annotation_id, updated_at, label, "
-                       "is_fault, created) VALUES(?,?,?,?,?,?) RETURNING id",
-                       (int(task_id), int(annotation_id), str(updated_at), label, int(is_fault),
-                        time.time()))
+                       "created) VALUES(?,?,?,?,?) RETURNING id",
+                       (int(verdict.task_id), int(verdict.annotation_id), str(verdict.updated_at),
+                        verdict.label, time.time()))
         return bool(rows)
 
-    def latest_verdicts(self) -> list[tuple[int, str | None, bool]]:
-        """``(task_id, reviewer's label, is_fault)`` of the newest verdict per task, by task id."""
-        rows = self._q("SELECT task_id, label, is_fault FROM verdicts v WHERE id = "
+    def latest_verdicts(self) -> list[Verdict]:
+        """The newest verdict per task, by task id."""
+        rows = self._q("SELECT task_id, annotation_id, updated_at, label FROM verdicts v WHERE id = "
                        "(SELECT MAX(id) FROM verdicts w WHERE w.task_id = v.task_id) ORDER BY task_id")
-        return [(r[0], r[1], bool(r[2])) for r in rows]
+        return [Verdict(*r) for r in rows]
 
     def pending_verdicts(self) -> tuple[int, float | None]:
         """Count of verdicts not yet applied and the time the newest of them arrived."""

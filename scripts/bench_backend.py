@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from backend.app import create_app  # noqa: E402
 from backend.config import Config  # noqa: E402
 from backend.store import Store  # noqa: E402
+from backend.tasks import TaskRow  # noqa: E402
 
 CONFIG_XML = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
               + "".join(f'<Choice value="{c}"/>' for c in range(10)) + "</Choices></View>")
@@ -360,8 +361,9 @@ def main(argv=None) -> int:
     store.put("label_config", CONFIG_XML)
     store.put("channels", 1)
     ranker.save(pdir / "ranker")
-    store.replace_tasks([(i + 1, i, f"/data/upload/2/{i + 1}.png", str(yb[i]), float(ranker.scores[i]),
-                          int(ranker.predicted[i]), 0, None) for i in range(big)])
+    store.replace_tasks([TaskRow(task_id=i + 1, image_url=f"/data/upload/2/{i + 1}.png", label=str(yb[i]),
+                                 item_index=i, score=float(ranker.scores[i]),
+                                 predicted=int(ranker.predicted[i])) for i in range(big)])
     store.add_version("suspicion-seeded-v1", number=1, kind="train", pushed=big)
     store.close()
     batch = cfg.verdict_batch

@@ -66,7 +66,7 @@ def test_verdicts_refit_sink_reviewed_and_replace_version(client, fake_ls, h):
     assert current[3] == 0.0 and current[4] == 0.0  # reviewed tasks sink
     assert len(current) == 12
     ranker = model.ranker()
-    assert ranker.verdicts == {model.store.task(3)[0]: True, model.store.task(4)[0]: False}
+    assert ranker.verdicts == {model.store.task(3).item_index: True, model.store.task(4).item_index: False}
     st = model.status()
     assert st["verdicts"] == 2 and st["pending_verdicts"] == 0 and st["reviewed"] == 2
 
@@ -77,7 +77,7 @@ def test_same_event_twice_counts_once(client, fake_ls, h):
     ann = fake_ls.annotate(2, "0", ann_id=2002, updated_at="2026-02-01T00:00:00Z")
     for _ in range(3):
         annotation_webhook(client, ann, "ANNOTATION_CREATED")
-        h.wait_for(lambda: not model.store.take_hints(1))
+        assert h.wait_for(lambda: not model.store.take_hints(1))
     assert h.wait_for(lambda: model.worker.idle())
     assert model.store.counts()["verdicts"] == 1
 
@@ -96,8 +96,9 @@ def test_forged_webhook_plants_nothing(client, fake_ls, h):
     annotation_webhook(client, lie)
     assert h.wait_for(lambda: model.worker.idle())
     verdicts = model.store.latest_verdicts()
-    assert all(tid != 2 for tid, *_ in verdicts)
-    assert verdicts == [(5, real["result"][0]["value"]["choices"][0], False)]  # the API's truth
+    assert all(v.task_id != 2 for v in verdicts)
+    assert [(v.task_id, v.annotation_id, v.label) for v in verdicts] == [
+        (5, 1005, real["result"][0]["value"]["choices"][0])]  # the API's truth
 
 
 def test_verdict_batch_waits_for_count_or_quiet(make_app, fake_ls, h):
@@ -140,7 +141,7 @@ def test_tasks_created_are_scored_and_deleted_forgotten(client, fake_ls, h):
     assert h.wait_for(lambda: 50 in fake_ls.current() and 51 in fake_ls.current())
     assert fake_ls.model_version == version  # pushed under the current version
     assert fake_ls.current()[51] == 0.0  # unlabeled: nothing to doubt
-    assert model.store.task(50)[1] == "2"
+    assert model.store.task(50).label == "2"
     resp = client.post("/webhook", json={"action": "TASKS_DELETED", "tasks": [{"id": 50}, {"id": 7}],
                                          "project": {"id": 1}})
     assert resp.get_json()["forgotten_tasks"] == 2

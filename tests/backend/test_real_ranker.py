@@ -11,19 +11,10 @@ from PIL import Image
 pytestmark = pytest.mark.slow
 
 
-def _real_ranker_or_skip():
-    from detection.pipeline import SuspicionRanker
-    try:
-        SuspicionRanker.fit(np.zeros((4, 1, 28, 28), np.float32), np.array([0, 1, 0, 1]),
-                            num_classes=2, method="loss", epochs=1)
-    except NotImplementedError:
-        pytest.skip("detection.pipeline.SuspicionRanker is not implemented yet")
-    return SuspicionRanker
-
-
 def test_real_ranker_trains_publishes_and_learns_from_verdicts(make_app, fake_ls, h):
-    ranker_cls = _real_ranker_or_skip()
     from sklearn.datasets import load_digits
+
+    from detection.pipeline import SuspicionRanker as ranker_cls
     digits = load_digits()
     rng = np.random.default_rng(0)
     keep = np.flatnonzero(digits.target < 3)[:240]

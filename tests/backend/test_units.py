@@ -9,6 +9,7 @@ from backend.labels import parse_label_config
 from backend.ls_client import LabelStudioClient, LabelStudioError, is_jwt, same_origin
 from backend.model import parse_project_id
 from backend.store import Store
+from backend.tasks import Verdict
 
 
 def test_config_from_env_reads_every_setting():
@@ -128,10 +129,10 @@ def test_client_needs_url_and_key():
 
 def test_store_verdicts_are_idempotent_and_jobs_recover(tmp_path):
     s = Store(tmp_path / "s.sqlite3")
-    assert s.add_verdict(task_id=1, annotation_id=5, updated_at="t1", label="a", is_fault=True)
-    assert not s.add_verdict(task_id=1, annotation_id=5, updated_at="t1", label="a", is_fault=True)
-    assert s.add_verdict(task_id=1, annotation_id=5, updated_at="t2", label="b", is_fault=False)
-    assert s.latest_verdicts() == [(1, "b", False)]
+    assert s.add_verdict(Verdict(task_id=1, annotation_id=5, updated_at="t1", label="a"))
+    assert not s.add_verdict(Verdict(task_id=1, annotation_id=5, updated_at="t1", label="a"))
+    assert s.add_verdict(Verdict(task_id=1, annotation_id=5, updated_at="t2", label="b"))
+    assert s.latest_verdicts() == [Verdict(task_id=1, annotation_id=5, updated_at="t2", label="b")]
     assert s.pending_verdicts()[0] == 2
     job = s.start_job("train")
     s.close()
