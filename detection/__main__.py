@@ -1,3 +1,4 @@
+"""``python -m detection rank DIR --out scores.csv``: see ``detection.cli``."""
 import sys
 
 from .cli import main

@@ -2,25 +2,58 @@
 
     python -m detection rank DIR --out scores.csv [--method dfaulo|tracin|loss] [--seed N]
                                  [--epochs N] [--grid top.png] [--top K]
+
+The arguments are checked (the folder and its class folders, where the outputs go, the numbers)
+before torch, scikit-learn and torchvision are imported: loading those takes seconds, and a wrong
+folder should not wait for them.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
+from . import METHODS
 
-from .pipeline import METHODS
+
+def check_arguments(root: Path, *, out: Path, epochs: int | None, grid: Path | None, top: int) -> None:
+    """Raise ``ValueError`` for arguments ``rank_folder`` cannot work with. Imports nothing heavy
+    (the folder listing needs only PIL's suffix list and numpy)."""
+    from .data import list_folder
+
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    if top < 1:
+        raise ValueError(f"--top must be at least 1, got {top}")
+    writable_file(out, option="--out")
+    if grid is not None:
+        writable_file(grid, option="--grid")
+    list_folder(root)   # a folder, at least two class folders, at least one image file
+
+
+def writable_file(path: Path, *, option: str) -> None:
+    """``path`` can be written as a file: it is not a folder, and its nearest existing parent is
+    a folder we may write in (missing parents are created later)."""
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write in {parent}")
 
 
 def rank_folder(root: Path, *, out: Path, method: str, seed: int, epochs: int | None,
                 grid: Path | None, top: int, progress: bool = True) -> dict:
     """Load ``root``, fit the ranker, write ``out`` (path,label,score sorted by score descending)
     and optionally a grid picture of the ``top`` suspects. Returns a small summary."""
+    import numpy as np
     import torch
 
     from .data import load_folder
@@ -66,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
+        check_arguments(args.dir, out=args.out, epochs=args.epochs, grid=args.grid, top=args.top)
         info = rank_folder(args.dir, out=args.out, method=args.method, seed=args.seed, epochs=args.epochs,
                            grid=args.grid, top=args.top, progress=not args.quiet)
     except ValueError as exc:

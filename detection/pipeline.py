@@ -20,13 +20,13 @@ import joblib
 import numpy as np
 import torch
 
+from . import METHODS
 from .dfaulo import (DFauLoModels, build_features, compute_outputs, fit_dfaulo, ranker_inputs,
                      synthetic_noise_inputs, vote_reference)
 from .ranker import INITIAL_RANKERS, MetaRanker
 from .tracin import thin_checkpoints
 from .train import Checkpoint, cross_entropy, predict, softmax, train_model
 
-METHODS = ("dfaulo", "tracin", "loss")
 DEFAULT_EPOCHS = 8
 CHECKPOINTS = 4  # TracIn checkpoints (every other epoch at the default 8 epochs)
 FORMAT_VERSION = 3
