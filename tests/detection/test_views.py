@@ -38,9 +38,41 @@ def test_top_per_class_never_takes_a_whole_class_even_with_equal_scores():
     assert mask[:40].sum() == 2 and mask[40:].sum() == 1
 
 
+def test_outlier_view_scores_an_item_against_any_class():
+    """Fitted per class, the view scores every item against every class: an item is far from
+    the class it does not look like, near its own (what a flipped label looks like to it)."""
+    rng = np.random.default_rng(2)
+    x = np.zeros((120, 1, 8, 8), np.float32)
+    x[:60, :, :, :4] = 1.0                                      # class 0: left half bright
+    x[60:, :, :, 4:] = 1.0                                      # class 1: right half bright
+    x += rng.normal(0, 0.05, x.shape).astype(np.float32)
+    labels = np.r_[np.zeros(60, int), np.ones(60, int)]
+    scores = OutlierView(num_classes=2).fit(x, labels).score_all(x)
+    assert (scores[:60, 1] > 5 * scores[:60, 0]).all() and (scores[60:, 0] > 5 * scores[60:, 1]).all()
+
+
+def test_each_view_flags_the_faults_it_targets_on_flipped_digits(digits_small, dfaulo_ranker):
+    """On 10% random flips of real digits: the output-level view (loss) flags almost only
+    faults, the input-level view (a flipped digit is far from its given class's median image)
+    mostly faults, the hidden-level view still far more often than the 10% base rate."""
+    _, _, fault = digits_small
+    c = 10
+    flags = dfaulo_ranker.features[:, 5 * c:5 * c + 3].astype(bool)      # outlier, activation, loss
+    precision = [fault[flags[:, v]].mean() for v in range(3)]
+    assert precision[2] >= 0.9 and precision[0] >= 0.7 and precision[1] >= 0.3, precision
+
+
 def test_dfaulo_fits_on_constant_images_without_losing_every_item():
+    """All views tie on constant images; each must still leave its mutant items to train on
+    (the mutants differ from the original), and identical items get identical scores."""
+    import torch
     from detection.pipeline import SuspicionRanker
     x = np.zeros((40, 1, 28, 28), np.float32)
     y = np.arange(40) % 2
     r = SuspicionRanker.fit(x, y, num_classes=2, method="dfaulo", epochs=1)
-    assert r.scores.shape == (40,) and np.isfinite(r.scores).all()
+    base = r.models.base_state
+    for state in r.models.mutant_states:
+        assert not all(torch.equal(state[k], base[k]) for k in base)
+    for c in (0, 1):
+        assert len(set(r.scores[y == c].tolist())) == 1
+    assert ((0 <= r.scores) & (r.scores <= 1)).all()
