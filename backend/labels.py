@@ -1,7 +1,19 @@
-"""The parts of a Label Studio label config this backend needs: one Image and one Choices on it."""
+"""The parts of a Label Studio label config this project needs: one Image and one Choices on it.
+
+One rule for every reader and writer of a config (the backend, the import script):
+- a choice is what Label Studio stores in a result: the ``<Choice>``'s ``alias`` when it has
+  one (Label Studio writes the alias into annotations instead of the value), else its ``value``;
+- a Choices tag needs at least two choices, and no choice twice (the class index of a label
+  must be unambiguous).
+
+:func:`label_config` builds a config that :func:`parse_label_config` reads back with the same
+choices in the same order; :meth:`LabelSpec.result` builds the result of an annotation or a
+prediction choosing one class.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 from xml.etree import ElementTree
 
 
@@ -14,8 +26,20 @@ class LabelSpec:
     image_key: str
     choices: tuple[str, ...]
 
+    def index(self, label: str) -> int:
+        """The class index of the choice ``label``; ``ValueError`` when it is not a choice."""
+        try:
+            return self.choices.index(label)
+        except ValueError:
+            raise ValueError(f"{label!r} is not one of the choices {list(self.choices)}") from None
+
+    def missing(self, labels: Sequence[str]) -> list[str]:
+        """The ``labels`` that are not choices, in their order."""
+        known = set(self.choices)
+        return [label for label in labels if label not in known]
+
     def result(self, class_index: int) -> list[dict]:
-        """A Label Studio prediction result choosing class ``class_index``."""
+        """A Label Studio annotation or prediction result choosing class ``class_index``."""
         return [{"from_name": self.from_name, "to_name": self.to_name, "type": "choices",
                  "value": {"choices": [self.choices[class_index]]}}]
 
@@ -62,14 +86,44 @@ def parse_label_config(xml: str) -> LabelSpec:
         to_name = el.get("toName", "")
         if to_name not in images:
             continue
-        choices = tuple(c.get("value") for c in el.iter("Choice") if c.get("value") is not None)
-        if len(choices) < 2:
-            raise ValueError(f"<Choices name=\"{el.get('name')}\"> needs at least two <Choice value=...>")
-        if len(set(choices)) != len(choices):
-            raise ValueError(f"<Choices name=\"{el.get('name')}\"> has duplicate choice values")
+        choices = tuple(_choice(c) for c in el.iter("Choice") if _choice(c) is not None)
+        _check_choices(choices, where=f"<Choices name=\"{el.get('name')}\">")
         if not images[to_name]:
             raise ValueError(f"<Image name=\"{to_name}\"> has no value=\"$field\"")
         return LabelSpec(from_name=el.get("name", ""), to_name=to_name,
                          image_key=images[to_name], choices=choices)
     raise ValueError("label config has no <Choices toName=...> pointing at an <Image>; "
                      "this backend ranks image classification labels")
+
+
+def label_config(choices: Sequence[str]) -> str:
+    """An Image + single Choices label config, one choice per entry of ``choices`` in that order.
+
+    Its spec: ``from_name="label"``, ``to_name="image"``, ``image_key="image"``. ``ValueError``
+    for fewer than two choices, a repeated or an empty one.
+    """
+    choices = tuple(choices)
+    if not all(isinstance(c, str) and c for c in choices):
+        raise ValueError(f"choices must be non-empty strings, got {list(choices)}")
+    _check_choices(choices, where="a label config")
+    view = ElementTree.Element("View")
+    ElementTree.SubElement(view, "Image", name="image", value="$image", zoom="true")
+    group = ElementTree.SubElement(view, "Choices", name="label", toName="image",
+                                   choice="single-radio", showInline="true")
+    for choice in choices:
+        ElementTree.SubElement(group, "Choice", value=choice)
+    ElementTree.indent(view)
+    return ElementTree.tostring(view, encoding="unicode")
+
+
+def _choice(el: ElementTree.Element) -> str | None:
+    """What Label Studio stores in a result for this ``<Choice>``: its alias, else its value."""
+    return el.get("alias") or el.get("value")
+
+
+def _check_choices(choices: tuple, *, where: str) -> None:
+    if len(choices) < 2:
+        raise ValueError(f"{where} needs at least two choices, got {list(choices)}")
+    repeated = sorted({c for c in choices if choices.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{where} has repeated choices {repeated}")

@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -108,7 +108,7 @@ def find_class_root(root: str | os.PathLike) -> Path:
 def class_folders(base: Path) -> list[str]:
     """Sorted names of the class sub-folders of ``base`` (hidden ones left out); at least two,
     else ``ValueError``."""
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not _hidden(p.name))
     if len(classes) < 2:
         raise ValueError(
             f"{base} must hold one sub-folder per class (at least 2), found {len(classes)}: "
@@ -116,22 +116,54 @@ def class_folders(base: Path) -> list[str]:
     return classes
 
 
-def list_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Class names (sorted sub-folder names) and ``(file, class index)`` pairs of an image folder.
+class ImageFile(NamedTuple):
+    """An image file of a folder and the index of its class."""
 
-    Accepts ``root/<class>/*`` and ``root/train/<class>/*``. Files whose suffix is not an image
-    suffix are left out here (see ``load_folder`` for unreadable ones).
+    path: Path
+    label: int
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """What :func:`list_folder` found: ``base`` is the folder holding the class folders
+    (``root`` or ``root/train``); ``other`` are files with a suffix that is not asked for."""
+
+    base: Path
+    classes: list[str]
+    files: list[ImageFile]
+    other: list[Path]
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def list_folder(root: str | os.PathLike, *,
+                suffixes: Iterable[str] = IMAGE_SUFFIXES) -> FolderListing:
+    """The classes (sorted sub-folder names) and image files of ``root/<class>/**`` or
+    ``root/train/<class>/**``, sorted by class then path.
+
+    Hidden files and folders (a name starting with ".") are not part of the data set: they are
+    neither listed nor counted, at any depth. Files whose suffix is not in ``suffixes`` are in
+    ``other`` (see ``load_folder`` for unreadable ones). ``ValueError`` for a missing folder,
+    fewer than two classes, or no image file.
     """
     base = find_class_root(root)
     classes = class_folders(base)
-    items = []
+    wanted = {s.lower() for s in suffixes}
+    files, other = [], []
     for idx, name in enumerate(classes):
         for f in sorted((base / name).rglob("*")):
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                items.append((f, idx))
-    if not items:
-        raise ValueError(f"no image files under {base} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return classes, items
+            if any(_hidden(part) for part in f.relative_to(base).parts) or not f.is_file():
+                continue
+            if f.suffix.lower() in wanted:
+                files.append(ImageFile(f, idx))
+            else:
+                other.append(f)
+    if not files:
+        raise ValueError(f"no image files under {base} (looked for {', '.join(sorted(wanted))}; "
+                         f"found {len(other)} other files)")
+    return FolderListing(base=base, classes=classes, files=files, other=other)
 
 
 def load_folder(root: str | os.PathLike, *, channels: int | None = None,
@@ -143,7 +175,8 @@ def load_folder(root: str | os.PathLike, *, channels: int | None = None,
     classes, or no readable image.
     """
     root = Path(root)
-    classes, items = list_folder(root)
+    listing = list_folder(root)
+    classes, items = listing.classes, listing.files
     images, labels, paths, skipped = [], [], [], []
     iterator = items
     if progress:

@@ -9,8 +9,10 @@ import pytest
 import responses
 from PIL import Image
 
+from backend.labels import label_config, parse_label_config
+from backend.ls_client import LabelStudioClient, LabelStudioError, is_jwt
 from scripts import import_folder as imp
-from scripts.ls_api import LabelStudio, is_personal_access_token
+from scripts import ls_import, ls_project
 from tests.scripts.fake_ls import TOKEN, FakeLabelStudio
 
 PAT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
@@ -55,7 +57,7 @@ def test_upload_creates_project_and_annotated_tasks(tmp_path, fake):
 
     assert s.created_project and s.found == 12 and s.skipped == 2 and s.imported == 12
     project = fake.projects[s.project_id]
-    assert re.findall(r'<Choice value="([^"]+)"/>', project["label_config"]) == ["1", "10", "3"]
+    assert parse_label_config(project["label_config"]).choices == ("1", "10", "3")
     tasks = fake.tasks[s.project_id]
     assert len(tasks) == 12
     for t in tasks:
@@ -93,8 +95,8 @@ def test_reads_existing_tasks_across_pages(tmp_path, fake, monkeypatch):
         seen.append(int(query.get("page", 1)))
         return orig(request, query)
     monkeypatch.setattr(fake, "_tasks", spy)
-    monkeypatch.setattr(imp, "existing_paths", lambda ls, pid: {
-        t["data"]["path"] for t in ls.tasks(pid, include="id,data", page_size=5)})
+    monkeypatch.setattr(imp, "existing_paths",
+                        lambda ls, pid: ls_import.existing_paths(ls, pid, page_size=5))
     again = run(folder, fake)
     assert again.imported == 0 and seen == [1, 2, 3]
     assert len(fake.tasks[first.project_id]) == 13
@@ -109,8 +111,8 @@ def test_color_folder_with_local_storage(tmp_path, fake):
     for t in fake.tasks[s.project_id]:
         assert t["data"]["image"] == "/data/local-files/?d=cifar/" + t["data"]["path"]
         assert choices_of(t)[0] in {"airplane", "cat", "ship"}
-    assert re.findall(r'<Choice value="([^"]+)"/>', fake.projects[s.project_id]["label_config"]) == [
-        "airplane", "cat", "ship"]
+    assert parse_label_config(fake.projects[s.project_id]["label_config"]).choices == (
+        "airplane", "cat", "ship")
     # the storage is registered once and never synced
     run(folder, fake, storage="local", document_root=root)
     assert len(fake.storages) == 1
@@ -190,13 +192,13 @@ def test_wrong_key_wrong_url_and_not_label_studio(tmp_path, fake, capsys):
 def test_personal_access_token_is_exchanged_and_renewed(tmp_path, fake):
     fake.refresh_token = PAT
     folder = make_folder(tmp_path / "m", {"a": 3, "b": 3})
-    client = LabelStudio(fake.url, PAT)
+    client = LabelStudioClient(fake.url, PAT)
     s = run(folder, fake, api_key=PAT, batch=2, ls=client)
     assert s.imported == 6 and fake.access_tokens == ["access-1"]
     assert client.auth_header() == {"Authorization": "Bearer access-1"}
     fake.expire_next_access = True  # the access token expires: one 401, then a new exchange
     make_folder(tmp_path / "m", {"c": 1}, seed=1)
-    fake.projects[s.project_id]["label_config"] = imp.label_config(["a", "b", "c"])
+    fake.projects[s.project_id]["label_config"] = label_config(["a", "b", "c"])
     s2 = run(folder, fake, api_key=PAT, ls=client)
     assert s2.imported == 1 and fake.access_tokens == ["access-2"]
     assert client.auth_header() == {"Authorization": "Bearer access-2"}
@@ -230,13 +232,13 @@ def test_backend_slow_on_first_setup_is_retried(tmp_path, fake):
     folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
     s = imp.run_import(folder, url=fake.url, api_key=TOKEN, show_progress=False, echo=lambda m: None)
     fake.setup_timeouts = 2
-    ml_id, warnings = imp.connect_ml_backend(imp.LabelStudio(fake.url, TOKEN), s.project_id,
-                                             "http://backend.test:9090", retry_wait=0)
+    ml_id, warnings = ls_project.connect_ml_backend(LabelStudioClient(fake.url, TOKEN), s.project_id,
+                                                    "http://backend.test:9090", retry_wait=0)
     assert fake.setup_timeouts == 0 and len(fake.ml) == 1 and warnings == []
     fake.setup_timeouts = 3
-    with pytest.raises(ValueError, match="Read timed out"):
-        imp.connect_ml_backend(imp.LabelStudio(fake.url, TOKEN), s.project_id,
-                               "http://other.test:9090", retry_wait=0)
+    with pytest.raises(LabelStudioError, match="Read timed out"):
+        ls_project.connect_ml_backend(LabelStudioClient(fake.url, TOKEN), s.project_id,
+                                      "http://other.test:9090", retry_wait=0)
 
 
 def test_missing_webhook_is_reported(tmp_path, fake):
@@ -259,19 +261,22 @@ def test_unreachable_backend_is_one_line_without_html(tmp_path, fake, capsys):
 def test_fewer_tasks_created_than_sent_is_an_error(tmp_path, fake):
     fake.drop_tasks = 1
     folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
-    with pytest.raises(ValueError, match="created 3 of 4 tasks"):
+    with pytest.raises(LabelStudioError, match="created 3 of 4 tasks"):
         run(folder, fake)
 
 
 def test_label_config_round_trip_and_escaping():
-    cfg = imp.label_config(["a&b", 'say "x"', "c"])
-    schema = imp.parse_schema(cfg)
-    assert schema.choices == ["a&b", 'say "x"', "c"]
-    assert (schema.image_key, schema.image_name, schema.choices_name) == ("image", "image", "label")
-    with pytest.raises(ValueError, match="no <Image>"):
-        imp.parse_schema('<View><Text name="t" value="$text"/></View>')
+    spec = parse_label_config(label_config(["a&b", 'say "x"', "c"]))
+    assert spec.choices == ("a&b", 'say "x"', "c")
+    assert (spec.image_key, spec.to_name, spec.from_name) == ("image", "image", "label")
+    with pytest.raises(ValueError, match="no <Image"):
+        parse_label_config('<View><Text name="t" value="$text"/></View>')
     with pytest.raises(ValueError, match="not valid XML"):
-        imp.parse_schema("<View>")
+        parse_label_config("<View>")
+    for bad, message in ((["a"], "at least two"), (["a", "b", "a"], r"repeated choices \['a'\]"),
+                         (["a", ""], "non-empty")):
+        with pytest.raises(ValueError, match=message):
+            label_config(bad)
 
 
 def test_bad_batch_and_storage(tmp_path, fake):
@@ -283,12 +288,13 @@ def test_bad_batch_and_storage(tmp_path, fake):
 
 
 def test_upload_refuses_oversized_batches(tmp_path, fake):
-    items = [imp.ImageItem(file=tmp_path / f"{i}.png", rel=f"{i}.png", label="a") for i in range(101)]
+    items = [ls_import.ImageItem(file=tmp_path / f"{i}.png", rel=f"{i}.png", label="a")
+             for i in range(101)]
     with pytest.raises(ValueError, match="at most 100"):
-        imp.upload_files(None, 1, items)
+        ls_import.upload_files(None, 1, items)
 
 
 def test_token_kinds():
-    assert is_personal_access_token(PAT)
-    assert not is_personal_access_token(TOKEN)
-    assert not is_personal_access_token("a.b.c")
+    assert is_jwt(PAT)
+    assert not is_jwt(TOKEN)
+    assert not is_jwt("a.b.c")
