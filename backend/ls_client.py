@@ -1,21 +1,88 @@
-"""A small Label Studio API client: tasks, annotations, media, bulk predictions, model versions.
+"""The one Label Studio REST client, for the backend and the scripts.
 
-Authentication, retries, errors and pagination come from :mod:`backend.ls_http` (shared with the
-scripts' client): a legacy token is sent as ``Authorization: Token <key>``; a personal access
-token is a JWT refresh token exchanged at ``POST /api/token/refresh`` for a short-lived access
-token sent as ``Authorization: Bearer <access>``, renewed before it expires or on a 401.
+:class:`LabelStudioClient` holds an authenticated ``requests`` session with retries, sends
+requests whose status must be one of the expected ones (:meth:`LabelStudioClient.request`),
+reads paginated lists, and has the calls the backend and the scripts need (tasks, annotations,
+media downloads, bulk predictions, model versions). Every failure of Label Studio (an error
+status, no answer, an answer that is not JSON, a refused key) is a :class:`LabelStudioError`
+whose message is one line meant for a person at a terminal or in a log. Bad arguments (a URL
+that is not http(s), an empty key) are ``ValueError``.
+
+Authentication: a legacy token is sent as ``Authorization: Token <key>``. A personal access
+token is a JWT refresh token: it is exchanged at ``POST /api/token/refresh`` for a short-lived
+access token sent as ``Authorization: Bearer <access>``, renewed shortly before it expires and
+whenever Label Studio answers 401.
+
+Retries (:func:`make_session`): connection errors on every method; 502/503/504 answers and read
+errors only on idempotent methods (a POST a gateway may have passed on is not sent twice: a
+second import would duplicate tasks or predictions).
 """
 from __future__ import annotations
 
+import base64
+import json
+import threading
 import time
-from typing import Iterator
+from typing import Any, Collection, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
-from .ls_http import LabelStudioError, LabelStudioHTTP, is_jwt, jwt_expiry, make_session
+__all__ = ["IDEMPOTENT", "LabelStudioClient", "LabelStudioError", "is_jwt", "jwt_expiry",
+           "make_session", "same_origin"]
 
-__all__ = ["LabelStudioClient", "LabelStudioError", "is_jwt", "jwt_expiry", "same_origin"]
+#: methods that are retried after a read error or a 502/503/504 answer
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+SUCCESS = (200, 201, 204)
+
+
+class LabelStudioError(RuntimeError):
+    """Label Studio answered with an error, did not answer, or answered not as expected.
+
+    The message is one line, readable without a traceback."""
+
+
+# -- tokens ------------------------------------------------------------------------------------
+def is_jwt(key: str) -> bool:
+    """True for a personal access token (a JWT: three base64url parts, a JSON header)."""
+    parts = key.split(".")
+    if len(parts) != 3:
+        return False
+    try:
+        header = json.loads(_b64url(parts[0]))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (epoch seconds), or None."""
+    try:
+        payload = json.loads(_b64url(token.split(".")[1]))
+        return float(payload["exp"])
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def _b64url(part: str) -> str:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
+
+
+# -- transport -----------------------------------------------------------------------------------
+def make_session(*, retries: int = 3, read: int = 2, backoff: float = 0.2,
+                 pool: int = 16) -> requests.Session:
+    """A session that retries connection errors ``retries`` times on every method, and 502/503/504
+    answers (``retries`` times) and read errors (``read`` times) on :data:`IDEMPOTENT` methods."""
+    retry = Retry(total=retries, connect=retries, read=read, status=retries, backoff_factor=backoff,
+                  status_forcelist=(502, 503, 504), allowed_methods=IDEMPOTENT,
+                  raise_on_status=False)
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def same_origin(url: str, base: str) -> bool:
@@ -33,40 +100,181 @@ def same_origin(url: str, base: str) -> bool:
             and port_a == port_b and not a.username and not a.password)
 
 
-class LabelStudioClient(LabelStudioHTTP):
-    """Talks to one Label Studio at ``url`` with ``api_key``."""
-
-    missing_key = "a Label Studio API key is needed (LABEL_STUDIO_API_KEY)"
+class LabelStudioClient:
+    """Talks to one Label Studio at ``url`` with ``api_key`` (legacy token or personal access
+    token). ``timeout`` is for API calls; ``download_timeout`` and ``max_image_bytes`` limit
+    media downloads."""
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 60.0,
                  download_timeout: float = 15.0, max_image_bytes: int = 10 * 1024 * 1024,
-                 pool_size: int = 16):
-        session = make_session(retries=3, read=2, backoff=0.2, pool=pool_size,
-                               methods=("GET", "PATCH", "DELETE", "PUT", "HEAD"))
-        super().__init__(url, api_key, timeout=timeout, session=session)
+                 pool_size: int = 16, session: requests.Session | None = None):
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"Label Studio URL must start with http:// or https://, got {url!r}")
+        if not api_key:
+            raise ValueError("a Label Studio API key is required (LABEL_STUDIO_API_KEY; "
+                             "copy it from Account & Settings in Label Studio)")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
         self.download_timeout = download_timeout
         self.max_image_bytes = max_image_bytes
+        self.session = session or make_session(pool=pool_size)
+        self._key = api_key
+        self._pat = is_jwt(api_key)
+        self._access: str | None = None
+        self._access_exp = 0.0
+        self._lock = threading.Lock()
 
-    def request(self, method: str, path: str, *, expect=(200,), **kwargs) -> requests.Response:
-        """Call the API; retries once with a fresh access token on 401 (personal tokens)."""
-        return self._call(method, path, tuple(expect), **kwargs)
+    # -- authentication -------------------------------------------------------------------------
+    def auth_header(self, *, force_refresh: bool = False) -> dict[str, str]:
+        """The ``Authorization`` header for API and media requests."""
+        if not self._pat:
+            return {"Authorization": f"Token {self._key}"}
+        with self._lock:
+            stale = time.time() > self._access_exp - 30
+            if force_refresh or self._access is None or stale:
+                resp = self._send("POST", "/api/token/refresh", json={"refresh": self._key},
+                                  authenticate=False)
+                self._access = self._access_token(resp)
+                self._access_exp = jwt_expiry(self._access) or time.time() + 240
+            return {"Authorization": f"Bearer {self._access}"}
 
-    # -- reading ------------------------------------------------------------------------------
-    def iter_tasks(self, project: int, *, page_size: int = 1000) -> Iterator[dict]:
-        """Every task of ``project`` with annotations (``fields=all``), page by page.
+    def _access_token(self, resp: requests.Response) -> str:
+        if resp.status_code in (401, 403):
+            raise LabelStudioError(
+                f"Label Studio at {self.url} rejected the personal access token "
+                f"(HTTP {resp.status_code}); create a new one under Account & Settings")
+        access = self._json(resp).get("access") if resp.ok else None
+        if not access:
+            raise LabelStudioError(
+                f"could not exchange the personal access token at {self.url}/api/token/refresh "
+                f"(HTTP {resp.status_code})")
+        return access
 
-        ``GET /api/tasks`` answers ``{"tasks": [...], "total": n, ...}`` (older versions: a list).
-        """
-        yield from self.paginate("/api/tasks", params={"project": project, "fields": "all"},
-                                 key="tasks", page_size=page_size)
+    # -- requests -------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, expect: Collection[int] = SUCCESS,
+                **kwargs: Any) -> requests.Response:
+        """Send an authenticated request (``path`` relative to ``url``, or a full URL); raise
+        :class:`LabelStudioError` unless the answer's status is in ``expect``. ``kwargs`` go to
+        ``requests`` (``json=``, ``params=``, ``files=``...)."""
+        resp = self._send(method, path, **kwargs)
+        if resp.status_code in expect:
+            return resp
+        if resp.status_code in (401, 403):
+            raise LabelStudioError(
+                f"Label Studio at {self.url} rejected the API key (HTTP {resp.status_code} on "
+                f"{method} {path}); copy it from Account & Settings")
+        raise LabelStudioError(f"{method} {path} failed: HTTP {resp.status_code} {_short(resp.text)}")
 
-    def get_task(self, task_id: int) -> dict:
-        return self.request("GET", f"/api/tasks/{int(task_id)}").json()
+    def get(self, path: str, **kwargs: Any) -> Any:
+        """The JSON answer of a GET (None for an empty answer)."""
+        return self._json(self.request("GET", path, **kwargs))
+
+    def post(self, path: str, payload: Any = None, **kwargs: Any) -> Any:
+        return self._json(self.request("POST", path, json=payload, **kwargs))
+
+    def patch(self, path: str, payload: Any, **kwargs: Any) -> Any:
+        return self._json(self.request("PATCH", path, json=payload, **kwargs))
+
+    def _send(self, method: str, path: str, *, authenticate: bool = True,
+              **kwargs: Any) -> requests.Response:
+        """One request whatever its status; with a personal access token a 401 is retried once
+        with a freshly exchanged access token."""
+        url = path if path.startswith(("http://", "https://")) else self.url + path
+        kwargs.setdefault("timeout", self.timeout)
+        resp = self._transport(method, path, url, self.auth_header() if authenticate else {}, kwargs)
+        if resp.status_code == 401 and authenticate and self._pat:
+            resp = self._transport(method, path, url, self.auth_header(force_refresh=True), kwargs)
+        return resp
+
+    def _transport(self, method: str, path: str, url: str, headers: dict,
+                   kwargs: dict) -> requests.Response:
+        try:
+            return self.session.request(method, url, headers=headers, **kwargs)
+        except requests.exceptions.ConnectionError as exc:
+            raise LabelStudioError(
+                f"cannot reach Label Studio at {self.url} ({_reason(exc)}); is it running?") from None
+        except requests.exceptions.Timeout:
+            raise LabelStudioError(f"Label Studio at {self.url} did not answer {method} {path} "
+                                   f"within {kwargs['timeout']:.0f} s") from None
+        except requests.RequestException as exc:
+            raise LabelStudioError(f"{method} {url} failed: {_reason(exc)}") from None
+
+    @staticmethod
+    def _json(resp: requests.Response) -> Any:
+        if resp.status_code == 204 or not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            raise LabelStudioError(
+                f"{resp.request.method} {resp.url} answered HTTP {resp.status_code} with non-JSON "
+                f"content ({_short(resp.text)}); is this the Label Studio URL?") from None
+
+    def paginate(self, path: str, *, params: dict | None = None, key: str = "results",
+                 page_size: int = 1000) -> Iterator[dict]:
+        """Items of a paginated list (``?page=N&page_size=M``): the ``key`` list of a dict answer
+        (``{"tasks": [...], "total": n}``, ``{"results": [...], "next": ...}``) or a plain list.
+        Stops at a 404 (Label Studio's answer past the last page), an empty or short page, a
+        plain list, ``next`` empty, or ``total`` items seen."""
+        page, seen = 1, 0
+        while True:
+            query = dict(params or {}, page=page, page_size=page_size)
+            resp = self.request("GET", path, expect=(200, 404), params=query)
+            if resp.status_code == 404:
+                return
+            body = self._json(resp)
+            items = body if isinstance(body, list) else ((body or {}).get(key) or [])
+            if not items:
+                return
+            yield from items
+            seen += len(items)
+            if isinstance(body, list) or len(items) < page_size:
+                return
+            if "next" in body and not body["next"]:
+                return
+            if body.get("total") is not None and seen >= body["total"]:
+                return
+            page += 1
+
+    # -- reading --------------------------------------------------------------------------------
+    def check(self) -> dict:
+        """The current user; a one-line :class:`LabelStudioError` unless ``url`` is a Label Studio
+        that accepts the key."""
+        resp = self._send("GET", "/api/current-user/whoami")
+        if resp.status_code in (401, 403):
+            raise LabelStudioError(
+                f"Label Studio at {self.url} rejected the API key (HTTP {resp.status_code}); "
+                "copy it from Account & Settings")
+        body = self._json(resp) if resp.ok else None
+        if not isinstance(body, dict) or "id" not in body:
+            raise LabelStudioError(
+                f"{self.url} does not look like Label Studio (GET /api/current-user/whoami gave "
+                f"HTTP {resp.status_code})")
+        return body
+
+    def iter_tasks(self, project: int, *, fields: str | None = "all", include: str | None = None,
+                   query: dict | None = None, page_size: int = 1000) -> Iterator[dict]:
+        """Tasks of ``project``, page by page: with annotations and predictions by default
+        (``fields=all``); ``include`` names the only fields wanted (e.g. ``"id,data"``);
+        ``query`` is a Data Manager query (e.g. an ordering)."""
+        params: dict[str, Any] = {"project": int(project)}
+        if fields:
+            params["fields"] = fields
+        if include:
+            params["include"] = include
+        if query:
+            params["query"] = json.dumps(query)
+        return self.paginate("/api/tasks", params=params, key="tasks", page_size=page_size)
+
+    def get_task(self, task_id: int) -> dict | None:
+        """The task, or None when it no longer exists."""
+        resp = self.request("GET", f"/api/tasks/{int(task_id)}", expect=(200, 404))
+        return None if resp.status_code == 404 else self._json(resp)
 
     def get_annotation(self, annotation_id: int) -> dict | None:
         """The annotation, or None when it no longer exists."""
         resp = self.request("GET", f"/api/annotations/{int(annotation_id)}", expect=(200, 404))
-        return None if resp.status_code == 404 else resp.json()
+        return None if resp.status_code == 404 else self._json(resp)
 
     def download(self, url: str) -> bytes:
         """Bytes of a media file served by this Label Studio (relative ``/data/...`` URLs are
@@ -83,7 +291,7 @@ class LabelStudioClient(LabelStudioHTTP):
             resp = self.session.get(full, headers=self.auth_header(), stream=True,
                                     allow_redirects=False, timeout=self.download_timeout)
         except requests.RequestException as exc:
-            raise LabelStudioError(f"downloading {url} failed: {exc}") from exc
+            raise LabelStudioError(f"downloading {url} failed: {_reason(exc)}") from exc
         with resp:
             if resp.status_code != 200:
                 raise LabelStudioError(f"downloading {url}: HTTP {resp.status_code}")
@@ -100,16 +308,16 @@ class LabelStudioClient(LabelStudioHTTP):
                 chunks.append(chunk)
         return b"".join(chunks)
 
-    # -- writing ------------------------------------------------------------------------------
+    # -- writing --------------------------------------------------------------------------------
     def import_predictions(self, project: int, predictions: list[dict], *, batch: int = 5000) -> int:
         """Bulk-create predictions in batches; raises when Label Studio created fewer than sent
         (it drops e.g. scores outside [0, 1] silently). Returns the number created."""
         created = 0
         for start in range(0, len(predictions), batch):
             chunk = predictions[start:start + batch]
-            resp = self.request("POST", f"/api/projects/{int(project)}/import/predictions",
-                                json=chunk, expect=(200, 201))
-            got = resp.json().get("created") if isinstance(resp.json(), dict) else None
+            body = self.post(f"/api/projects/{int(project)}/import/predictions", chunk,
+                             expect=(200, 201))
+            got = body.get("created") if isinstance(body, dict) else None
             if got != len(chunk):
                 raise LabelStudioError(f"import/predictions created {got} of {len(chunk)} predictions")
             created += got
@@ -120,14 +328,27 @@ class LabelStudioClient(LabelStudioHTTP):
 
     def model_versions(self, project: int) -> dict:
         """``{model_version: prediction count}`` of ``project``."""
-        body = self.request("GET", f"/api/projects/{int(project)}/model-versions/").json()
-        return body if isinstance(body, dict) else {v: None for v in body}
+        body = self.get(f"/api/projects/{int(project)}/model-versions/")
+        return body if isinstance(body, dict) else {v: None for v in body or []}
 
     def delete_model_version(self, project: int, version: str) -> int:
         """Delete every prediction of ``version`` in one call; returns how many were deleted."""
         resp = self.request("DELETE", f"/api/projects/{int(project)}/model-versions/",
                             json={"model_version": version}, expect=(200, 204))
         try:
-            return int(resp.json().get("deleted_predictions", 0))
-        except (ValueError, AttributeError):
+            return int((self._json(resp) or {}).get("deleted_predictions", 0))
+        except (ValueError, AttributeError, LabelStudioError):
             return 0
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return " ".join((text or "").split())[:limit]
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "Temporary failure",
+                   "timed out", "No route to host", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower() if marker != "Max retries exceeded" else "connection failed"
+    return _short(text, 120)

@@ -29,9 +29,10 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from backend.ls_client import LabelStudioClient  # noqa: E402
 from scripts import servers  # noqa: E402
-from scripts.import_folder import connect_ml_backend, run_import, start_training  # noqa: E402
-from scripts.ls_api import LabelStudio  # noqa: E402
+from scripts.import_folder import run_import  # noqa: E402
+from scripts.ls_project import connect_ml_backend, start_training  # noqa: E402
 
 TOKEN = "bench0123456789abcdef0123456789abcdef"
 
@@ -75,7 +76,7 @@ def bench_import(ls_url: str, folder: Path, *, storage: str, docroot: Path, titl
             "second_run_seconds": round(rerun, 1)}
 
 
-def request_latency_ms(ls: LabelStudio, n: int = 20) -> float:
+def request_latency_ms(ls: LabelStudioClient, n: int = 20) -> float:
     t = time.perf_counter()
     for _ in range(n):
         ls.get("/api/current-user/whoami")
@@ -84,7 +85,7 @@ def request_latency_ms(ls: LabelStudio, n: int = 20) -> float:
 
 def bench_scoring(ls_url: str, backend_url: str, folder: Path, *, docroot: Path,
                   timeout: float = 1800) -> dict:
-    ls = LabelStudio(ls_url, TOKEN)
+    ls = LabelStudioClient(ls_url, TOKEN)
     s = run_import(folder, url=ls_url, api_key=TOKEN, title="bench scoring", storage="local",
                    document_root=docroot, show_progress=False, echo=lambda m: None)
     t0 = time.perf_counter()
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
             log=tmp / "ls.log")
         backend = None
         try:
-            ls = LabelStudio(ls_server.url, TOKEN)
+            ls = LabelStudioClient(ls_server.url, TOKEN)
             results["api_request_ms"] = request_latency_ms(ls)
             if not args.skip_import:
                 t = time.perf_counter()

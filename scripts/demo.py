@@ -18,9 +18,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backend.ls_client import LabelStudioClient, LabelStudioError  # noqa: E402
 from scripts import servers  # noqa: E402
 from scripts.import_folder import run_import  # noqa: E402
-from scripts.ls_api import LabelStudio, LabelStudioError  # noqa: E402
 
 USER = "demo@example.com"
 PASSWORD = "demo-password"
@@ -50,7 +50,7 @@ def make_sample(out: Path, *, limit: int, noise: float, seed: int) -> None:
                     "--limit", str(limit)], check=True, stdin=subprocess.DEVNULL)
 
 
-def wait_scored(ls: LabelStudio, project: int, *, total: int, backend: servers.Server,
+def wait_scored(ls: LabelStudioClient, project: int, *, total: int, backend: servers.Server,
                 timeout: float) -> str:
     """Wait until every task has a prediction of the project's model_version; print progress."""
     deadline = time.monotonic() + timeout
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             make_sample(sample, limit=args.limit, noise=args.noise, seed=args.seed)
         summary = run_import(sample, url=ls_server.url, api_key=TOKEN, title=TITLE,
                              ml_backend=backend.url, storage="local", document_root=docroot)
-        ls = LabelStudio(ls_server.url, TOKEN)
+        ls = LabelStudioClient(ls_server.url, TOKEN)
         total = summary.found
         print("training and scoring (a minute or two)...", flush=True)
         version = wait_scored(ls, summary.project_id, total=total, backend=backend, timeout=1800)
@@ -143,7 +143,7 @@ Press Ctrl-C to stop Label Studio and the backend.""", flush=True)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
-    except (RuntimeError, ValueError, subprocess.CalledProcessError) as exc:
+    except (LabelStudioError, RuntimeError, ValueError, subprocess.CalledProcessError) as exc:
         msg = str(exc) if not isinstance(exc, LabelStudioError) else f"Label Studio: {exc}"
         print(f"demo failed: {msg}", file=sys.stderr)
         return 1

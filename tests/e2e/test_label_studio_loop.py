@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import requests
 
+from backend.ls_client import LabelStudioClient, LabelStudioError
 from scripts import import_folder
-from scripts.ls_api import LabelStudio
 
 from tests.e2e.conftest import TOKEN
 
@@ -52,7 +52,7 @@ def test_the_bar_fails_random_scores():
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def project_state(ls: LabelStudio, pid: int) -> tuple[str, dict]:
+def project_state(ls: LabelStudioClient, pid: int) -> tuple[str, dict]:
     version = ls.get(f"/api/projects/{pid}").get("model_version") or ""
     counts = ls.get(f"/api/projects/{pid}/model-versions") or {}
     if isinstance(counts, list):  # some versions answer a list of {model_version, count}
@@ -60,7 +60,7 @@ def project_state(ls: LabelStudio, pid: int) -> tuple[str, dict]:
     return version, counts
 
 
-def wait_all_scored(ls: LabelStudio, pid: int, n_tasks: int, *, other_than: str | None = None,
+def wait_all_scored(ls: LabelStudioClient, pid: int, n_tasks: int, *, other_than: str | None = None,
                     backend=None, timeout: float = SCORED_TIMEOUT) -> str:
     """Wait until the project's model_version (different from ``other_than``) has a prediction
     on every task; return that version."""
@@ -79,9 +79,9 @@ def wait_all_scored(ls: LabelStudio, pid: int, n_tasks: int, *, other_than: str 
                 f"(project model_version, counts: {seen})\n{tail}")
 
 
-def dm_order(ls: LabelStudio, pid: int) -> list[dict]:
+def dm_order(ls: LabelStudioClient, pid: int) -> list[dict]:
     """All tasks in Data Manager order, sorted by Prediction score (highest first)."""
-    return list(ls.tasks(pid, fields="all", query=DM_ORDER, page_size=500))
+    return list(ls.iter_tasks(pid, fields="all", query=DM_ORDER, page_size=500))
 
 
 def current_score(task: dict, version: str) -> float | None:
@@ -102,7 +102,7 @@ def flow(label_studio, backend, noisy_sample):
     """Import + first training; shared by the tests below (they run in file order)."""
     ls_server, _ = label_studio
     folder, truth = noisy_sample
-    ls = LabelStudio(ls_server.url, TOKEN)
+    ls = LabelStudioClient(ls_server.url, TOKEN)
     t0 = time.monotonic()
     summary = import_folder.run_import(folder, url=ls_server.url, api_key=TOKEN, title="e2e noisy mnist",
                                        ml_backend=backend.url, storage="upload", batch=500,
@@ -174,7 +174,6 @@ def save_like_a_reviewer(ls, annotation_id: int, result: list, *, ls_log, attemp
     Seen once in CI (2026-11-25): a 500 while the backend imported predictions, most likely
     SQLite's "database is locked" (Label Studio's default database, used here); the tail of
     Label Studio's log is printed to tell. Returns the number of repeated saves."""
-    from scripts.ls_api import LabelStudioError
     for attempt in range(attempts):
         try:
             ls.patch(f"/api/annotations/{annotation_id}", {"result": result})
