@@ -1,6 +1,6 @@
-"""Reviewer feedback: webhooks are hints; the annotation is re-read through the API, compared
-with the label the task was ranked with (changed -> fault, unchanged -> clean), and batches of
-verdicts refit the ranker and publish a new model_version."""
+"""Reviewer feedback: batches of verdicts (made from annotations re-read through the API by
+:mod:`backend.hints`) refit the ranker and publish a new model_version; tasks created after the
+fit are scored with the current ranker."""
 from __future__ import annotations
 
 import logging
@@ -9,51 +9,10 @@ import time
 from .images import decode_all, fetch_all
 from .ls_client import LabelStudioError
 from .publish import publish_all, publish_some
-from .tasks import TaskRow, Verdict, class_indices, read_tasks
+from .tasks import TaskRow, class_indices, read_tasks
 from .training import replay_stored_verdicts
 
 log = logging.getLogger(__name__)
-
-
-def process_annotation_hints(model, *, limit: int = 1000) -> dict:
-    """Turn queued ANNOTATION_CREATED/UPDATED hints into verdicts. A hint whose re-read fails
-    for a network reason stays queued; one that does not make a verdict is dropped."""
-    store, spec = model.store, model.spec
-    added = dropped = 0
-    stalled = False
-    for kind, aid in store.take_hints(limit):
-        if kind != "annotation":
-            continue
-        try:
-            ann = model.client().get_annotation(aid)
-        except (LabelStudioError, OSError) as exc:
-            log.warning("project %s: re-reading annotation %s failed: %s", model.project_id, aid, exc)
-            stalled = True
-            break
-        verdict = _verdict_from(ann, model.project_id, store, spec)
-        if verdict is not None and store.add_verdict(verdict):
-            added += 1
-        else:
-            dropped += 1
-        store.drop_hint(kind, aid)
-    return {"verdicts_added": added, "hints_dropped": dropped, "stalled": stalled}
-
-
-def _verdict_from(ann: dict | None, project_id: int, store, spec) -> Verdict | None:
-    if not isinstance(ann, dict) or ann.get("was_cancelled") or not isinstance(ann.get("id"), int):
-        return None
-    project = ann.get("project")
-    if project is not None and int(project) != project_id:
-        return None
-    task_id = ann.get("task")
-    row = store.task(task_id) if isinstance(task_id, int) else None
-    if row is None or row.label is None or row.score is None:
-        return None  # not a task the ranker has scored with a label
-    label = spec.label_of(ann.get("result"))
-    if label is None:
-        return None
-    return Verdict(task_id=task_id, annotation_id=ann["id"],
-                   updated_at=str(ann.get("updated_at") or ann.get("created_at") or ""), label=label)
 
 
 def verdicts_due(store, *, batch: int, quiet_seconds: float, now: float | None = None) -> bool:
@@ -113,7 +72,7 @@ def score_tasks(model, tasks: list[dict]) -> list[TaskRow]:
             scores, predicted = ranker.score_new(x, class_indices(labeled, model.spec))
         scored = [r._replace(score=float(s) if r.label is not None else 0.0, predicted=int(p))
                   for r, s, p in zip(readable, scores, predicted)]
-    store.upsert_tasks(done + scored)
+    store.add_tasks(done + scored)
     return scored
 
 
@@ -127,11 +86,16 @@ def score_created_tasks(model, task_ids: list[int]) -> dict:
     else:
         tasks = []
         for tid in sorted(wanted):
-            try:
-                tasks.append(client.get_task(tid))
-            except LabelStudioError as exc:
-                log.info("project %s: task %s not readable (%s), skipped", model.project_id, tid, exc)
-    tasks = [t for t in tasks if int(t.get("project", model.project_id)) == model.project_id]
+            task = client.get_task(tid)
+            if task is None:
+                log.info("project %s: task %s no longer exists, skipped", model.project_id, tid)
+            else:
+                tasks.append(task)
+    # only what Label Studio confirms: tasks of this project that this backend has not scored
+    # (a forged TASKS_CREATED for known tasks would otherwise reset their reviewed state)
+    scored = model.store.lookup([int(t["id"]) for t in tasks])
+    tasks = [t for t in tasks if t.get("project", model.project_id) == model.project_id
+             and (int(t["id"]) not in scored or scored[int(t["id"])].score is None)]
     rows = score_tasks(model, tasks)
     pushed = 0
     if rows and model.model_version:

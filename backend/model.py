@@ -7,6 +7,7 @@ first ``setup`` only queue it for the project's worker thread.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,21 +24,28 @@ log = logging.getLogger(__name__)
 ANNOTATION_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
 
+#: Label Studio's project ids are database ids; anything past a 32-bit id is not one of them
+MAX_PROJECT_ID = 2**31 - 1
+_PROJECT_ID = re.compile(r"([0-9]{1,10})(?:\.[0-9]{1,20})?")
+
+
 def parse_project_id(value) -> int:
     """Label Studio sends ``"<id>.<timestamp>"`` to /setup and /predict, an object with ``id``
-    in webhooks, sometimes a bare int. Raises ``ValueError`` for anything else."""
+    in webhooks, sometimes a bare int. Only ASCII digits, ids 1 to 2**31 - 1. Raises
+    ``ValueError`` for anything else."""
     if isinstance(value, dict):
         value = value.get("id")
     if isinstance(value, bool):
-        raise ValueError("project must be an id")
+        raise ValueError("project must be an id, not a boolean")
     if isinstance(value, int):
         pid = value
-    elif isinstance(value, str) and value.split(".")[0].strip().isdigit():
-        pid = int(value.split(".")[0])
+    elif isinstance(value, str) and (match := _PROJECT_ID.fullmatch(value)):
+        pid = int(match.group(1))
     else:
-        raise ValueError(f"project must be an id like \"1.1795607766\" or {{\"id\": 1}}, got {value!r}")
-    if pid < 1:
-        raise ValueError(f"project id must be positive, got {pid}")
+        raise ValueError(f"project must be an id like \"1.1795607766\" or {{\"id\": 1}}, "
+                         f"got {str(value)[:40]!r}")
+    if not 1 <= pid <= MAX_PROJECT_ID:
+        raise ValueError(f"project id must be between 1 and {MAX_PROJECT_ID}, got {str(pid)[:40]}")
     return pid
 
 
@@ -54,9 +62,11 @@ class SuspicionModel:
         self.worker = None  # set by the registry
         self._ranker = None
         self._ranker_loaded = False
+        self.load_error: str | None = None  # why the saved ranker could not be loaded
         self._setup_url: str | None = None
         self._setup_token: str | None = None
         self._client: LabelStudioClient | None = None
+        self._client_for: tuple[str, str] | None = None  # (url, key) the client was made with
         self._spec: LabelSpec | None = None
         config_xml = self.store.get("label_config")
         if config_xml:
@@ -79,21 +89,31 @@ class SuspicionModel:
 
     def setup(self, label_config: str | None = None, *, hostname: str | None = None,
               access_token: str | None = None) -> str:
-        """Remember the label config (validated) and how to reach Label Studio; queue the first
-        training when the project is new. Returns the model_version to report."""
+        """Remember the label config (validated) and how to reach Label Studio. Returns the
+        model_version to report.
+
+        Connecting does not train (Label Studio's "Start Training", or the first ``/predict`` of
+        a project without a model, does): connecting and pressing Start Training trains once.
+        A label config whose choices changed makes the stored scores meaningless: a training is
+        queued and, until it is done, ``predict`` answers no result for classes that are gone.
+        """
         if label_config:
             spec = parse_label_config(label_config)
             if spec != self._spec:
+                changed = self._spec is not None and spec.choices != self._spec.choices
                 self.store.put("label_config", label_config)
                 self._spec = spec
+                if changed and self.model_version is not None:
+                    log.warning("project %s: the label config's choices changed; retraining",
+                                self.project_id)
+                    self.maybe_train(min_interval=0.0)
         elif self._spec is None:
             raise ValueError("label config (schema) is required for a project new to this backend")
-        if hostname and isinstance(hostname, str) and hostname.startswith(("http://", "https://")):
+        if isinstance(hostname, str) and hostname.startswith(("http://", "https://")):
+            # the URL and the token of one /setup go together: a token never goes to a host
+            # another /setup named
             self._setup_url = hostname.rstrip("/")
-        if access_token and isinstance(access_token, str):
-            self._setup_token = access_token
-        if self.model_version is None:
-            self.maybe_train()
+            self._setup_token = access_token if isinstance(access_token, str) and access_token else None
         return self.model_version or self.initial_version()
 
     def maybe_train(self, *, min_interval: float = 60.0) -> bool:
@@ -125,7 +145,9 @@ class SuspicionModel:
         out = []
         for tid in ids:
             row = stored.get(tid)
-            if row is None or version is None:
+            if (row is None or version is None or row.score is None or row.predicted is None
+                    or not 0 <= row.predicted < len(spec.choices)):
+                # unscored, unreadable, or scored for choices the label config no longer has
                 out.append({"result": [], "score": 0.0, "model_version": version or self.initial_version()})
                 continue
             out.append({"result": spec.result(int(row.predicted)), "score": published_score(row),
@@ -160,15 +182,16 @@ class SuspicionModel:
             self.store.add_hints("annotation", [ann["id"]])
             worker.poke()
             return {"queued": "verdict check", "annotation": ann["id"]}
-        if event == "ANNOTATIONS_DELETED":
+        if event == "ANNOTATIONS_DELETED":  # acted on once Label Studio answers 404 for them
             ids = _ids(data.get("annotations"), "annotations")
-            n = self.store.delete_verdicts_of_annotations(ids)
-            if n:
-                worker.force_feedback()
-            return {"forgotten_verdicts": n}
+            self.store.add_hints("annotation_deleted", ids)
+            worker.poke()
+            return {"queued": "deletion check", "annotations": len(ids)}
         if event == "TASKS_DELETED":
             ids = _ids(data.get("tasks"), "tasks")
-            return {"forgotten_tasks": self.store.delete_tasks(ids)}
+            self.store.add_hints("task_deleted", ids)
+            worker.poke()
+            return {"queued": "deletion check", "tasks": len(ids)}
         if event == "TASKS_CREATED":
             ids = _ids(data.get("tasks"), "tasks")
             worker.queue_tasks(ids)
@@ -177,16 +200,24 @@ class SuspicionModel:
 
     # -- resources ------------------------------------------------------------------------------
     def client(self) -> LabelStudioClient:
-        if self._client is None:
-            url = self.config.label_studio_url or self._setup_url
-            key = self.config.label_studio_api_key or self._setup_token
-            if not url or not key:
-                raise LabelStudioError("Label Studio is not reachable: set LABEL_STUDIO_URL and "
-                                       "LABEL_STUDIO_API_KEY (or wait for /setup to provide them)")
-            self._client = LabelStudioClient(url, key, timeout=self.config.api_timeout,
-                                             download_timeout=self.config.download_timeout,
-                                             max_image_bytes=self.config.max_image_bytes,
-                                             pool_size=max(16, self.config.download_workers * 2))
+        """The Label Studio client. The configured API key is sent only to LABEL_STUDIO_URL;
+        without LABEL_STUDIO_URL the backend uses the URL and the token that came with the
+        latest ``/setup`` together, never the configured key (so a ``/setup`` naming another
+        host cannot collect it)."""
+        cfg = self.config
+        if cfg.label_studio_url:
+            url, key = cfg.label_studio_url, cfg.label_studio_api_key or self._setup_token
+        else:
+            url, key = self._setup_url, self._setup_token
+        if not url or not key:
+            raise LabelStudioError("Label Studio is not reachable: set LABEL_STUDIO_URL and "
+                                   "LABEL_STUDIO_API_KEY (or wait for /setup to provide them)")
+        if self._client is None or self._client_for != (url, key):
+            self._client = LabelStudioClient(url, key, timeout=cfg.api_timeout,
+                                             download_timeout=cfg.download_timeout,
+                                             max_image_bytes=cfg.max_image_bytes,
+                                             pool_size=max(16, cfg.download_workers * 2))
+            self._client_for = (url, key)
         return self._client
 
     def ranker(self):
@@ -198,9 +229,10 @@ class SuspicionModel:
                     if path.exists():
                         try:
                             ranker = self.ranker_cls.load(path)
-                        except ValueError as exc:   # e.g. saved by an older version of the backend
-                            log.warning("project %s: the saved ranker cannot be used (%s); retraining",
-                                        self.project_id, exc)
+                        except Exception as exc:  # older format, truncated or corrupt file
+                            self.load_error = (f"the saved ranker in {path.name}/ cannot be used "
+                                               f"({type(exc).__name__}: {exc}); retraining")
+                            log.warning("project %s: %s", self.project_id, self.load_error)
                             self._ranker_loaded = True
                             self.maybe_train(min_interval=0.0)
                             return None
@@ -215,6 +247,7 @@ class SuspicionModel:
         with self.ranker_lock:
             self._ranker = ranker
             self._ranker_loaded = True
+            self.load_error = None
 
     def status(self) -> dict:
         out = {"project": self.project_id, "model_version": self.model_version,
@@ -232,6 +265,8 @@ class SuspicionModel:
         out["last_error"] = next((j["error"] for j in [last] if j and j["error"]), None)
         if self.worker and self.worker.last_error:
             out["last_error"] = self.worker.last_error
+        if self.load_error:
+            out["ranker_error"] = self.load_error
         feedback = self.store.get("last_feedback")
         if feedback:
             out["last_feedback"] = feedback

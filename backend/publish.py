@@ -13,13 +13,6 @@ from .tasks import TaskRow
 log = logging.getLogger(__name__)
 
 
-def new_version(store: Store, *, method: str) -> tuple[str, int]:
-    """``suspicion-<method>-<UTC timestamp>-v<N>`` with N counting up per project."""
-    number = store.next_version_number()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"suspicion-{method}-{stamp}-v{number}", number
-
-
 def published_score(row: TaskRow) -> float:
     """The score Label Studio shows for ``row``: in [0, 1]; 0 for reviewed tasks (they sink in
     the sort) and for a score that is not a finite number."""
@@ -38,14 +31,15 @@ def publish_all(store: Store, client, project_id: int, *, spec: LabelSpec, metho
     """Push every scored task under a new model_version, make it the project's version, then
     delete the predictions of older versions. Returns timings and counts."""
     t0 = time.monotonic()
-    version, number = new_version(store, method=method)
+    version = store.begin_version(method=method, kind=kind,
+                                  stamp=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     preds = [prediction(row, spec=spec, version=version) for row in store.scored_tasks()]
     created = client.import_predictions(project_id, preds, batch=batch) if preds else 0
     t_push = time.monotonic()
     if created:
         # Accepted only once predictions of that version exist, hence after the upload.
         client.set_model_version(project_id, version)
-    store.add_version(version, number=number, kind=kind, pushed=created)
+    store.add_version(version, kind=kind, pushed=created)
     t_visible = time.monotonic()
     deleted = remove_old_versions(store, client, project_id)
     return {"model_version": version, "pushed": created, "deleted_old": deleted,

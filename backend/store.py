@@ -115,11 +115,14 @@ class Store:
             db.executemany(f"INSERT INTO tasks({_TASK_COLUMNS}) VALUES({_TASK_MARKS})",
                            [tuple(r) for r in rows])
 
-    def upsert_tasks(self, rows: Iterable[TaskRow]) -> None:
-        """Insert ``rows``, replacing stored rows of the same task ids."""
+    def add_tasks(self, rows: Iterable[TaskRow]) -> None:
+        """Store rows of tasks scored after the fit. A task already stored with a score keeps
+        its row: a training that finished meanwhile, or an earlier scoring, wins."""
+        updates = ", ".join(f"{c}=excluded.{c}" for c in TaskRow._fields if c != "task_id")
         with self._transaction() as db:
-            db.executemany(f"INSERT OR REPLACE INTO tasks({_TASK_COLUMNS}) VALUES({_TASK_MARKS})",
-                           [tuple(r) for r in rows])
+            db.executemany(f"INSERT INTO tasks({_TASK_COLUMNS}) VALUES({_TASK_MARKS}) "
+                           f"ON CONFLICT(task_id) DO UPDATE SET {updates} "
+                           f"WHERE tasks.score IS NULL", [tuple(r) for r in rows])
 
     def update_scores(self, rows: Iterable[TaskRow]) -> None:
         """Write the ``score`` and ``reviewed`` of ``rows`` (other fields are left as stored)."""
@@ -133,14 +136,15 @@ class Store:
                                           f"WHERE score IS NOT NULL ORDER BY task_id")]
 
     def lookup(self, task_ids: Sequence[int]) -> dict[int, TaskRow]:
-        """``{task_id: row}`` for the known, scored tasks among ``task_ids``."""
+        """``{task_id: row}`` for the tasks among ``task_ids`` this backend knows (scored, or kept
+        with an error so that an unreadable image is not fetched again on every request)."""
         out = {}
         ids = list(task_ids)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start:start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             for row in self._q(f"SELECT {_TASK_COLUMNS} FROM tasks "
-                               f"WHERE score IS NOT NULL AND task_id IN ({marks})", chunk):
+                               f"WHERE task_id IN ({marks})", chunk):
                 out[row[0]] = _task(row)
         return out
 
@@ -198,19 +202,37 @@ class Store:
         return n
 
     # -- versions -------------------------------------------------------------------------------
-    def next_version_number(self) -> int:
-        return self._q("SELECT COALESCE(MAX(number), 0) + 1 FROM versions")[0][0]
+    def begin_version(self, *, method: str, kind: str, stamp: str) -> str:
+        """Number and record a new version (state ``pushing``) before any of its predictions is
+        sent, so a crash mid-push leaves a version that is cleaned up later, and no number is
+        used twice. Returns ``suspicion-<method>-<stamp>-v<N>``."""
+        with self._transaction() as db:
+            number = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM versions").fetchone()[0]
+            version = f"suspicion-{method}-{stamp}-v{number}"
+            db.execute("INSERT INTO versions VALUES(?,?,?,?,NULL,'pushing')",
+                       (version, number, kind, time.time()))
+        return version
 
-    def add_version(self, version: str, *, number: int, kind: str, pushed: int) -> None:
+    def add_version(self, version: str, *, number: int | None = None, kind: str, pushed: int) -> None:
+        """Make ``version`` the current one (recorded by ``begin_version``, or new with
+        ``number``); the previous current version becomes ``old``."""
         with self._transaction() as db:
             db.execute("UPDATE versions SET state='old' WHERE state='current'")
-            db.execute("INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?, 'current')",
-                       (version, number, kind, time.time(), pushed))
+            if number is not None:
+                db.execute("INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?, 'current')",
+                           (version, number, kind, time.time(), pushed))
+            else:
+                db.execute("UPDATE versions SET state='current', pushed=? WHERE version=?",
+                           (pushed, version))
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('model_version', ?)",
                        (json.dumps(version),))
 
     def old_versions(self) -> list[str]:
-        return [r[0] for r in self._q("SELECT version FROM versions WHERE state='old' ORDER BY number")]
+        """Versions whose predictions are to be deleted: replaced ones, and ones whose push never
+        finished (the process died or the push failed), except the one being pushed now."""
+        return [r[0] for r in self._q(
+            "SELECT version FROM versions WHERE state='old' OR (state='pushing' AND number < "
+            "(SELECT MAX(number) FROM versions)) ORDER BY number")]
 
     def mark_version_deleted(self, version: str) -> None:
         self._q("UPDATE versions SET state='deleted' WHERE version=?", (version,))

@@ -24,6 +24,8 @@ def run_training(model) -> dict:
     t0 = time.monotonic()
     cfg, spec, store = model.config, model.spec, model.store
     client = model.client()
+    if model.worker is not None:
+        model.worker.training_read_tasks()
     tasks = list(client.iter_tasks(model.project_id))
     t_list = time.monotonic()
     if not tasks:

@@ -1,6 +1,8 @@
 """One background thread per project: training jobs, verdict batches, scoring created tasks.
 
-A trigger that arrives while a job runs sets a flag, so it runs once afterwards, not twice.
+A training trigger that arrives while a training job runs makes one more training afterwards
+only when it came after that job started reading the project's tasks (an earlier one is covered
+by the running job: pressing Start Training while the first training lists tasks trains once).
 Each job is recorded in the store; a job left ``running`` by a crash is re-run on start.
 """
 from __future__ import annotations
@@ -9,10 +11,14 @@ import logging
 import threading
 import time
 
-from .feedback import apply_verdicts, process_annotation_hints, score_created_tasks, verdicts_due
+from .feedback import apply_verdicts, score_created_tasks, verdicts_due
+from .hints import process_hints
 from .training import run_training
 
 log = logging.getLogger(__name__)
+
+#: hints taken per pass: all task hints of a large /predict go to one scoring job (one listing)
+TASK_HINTS_PER_PASS = 100_000
 
 
 class ProjectWorker:
@@ -34,6 +40,12 @@ class ProjectWorker:
         with self._cond:
             self._train = True
             self._cond.notify()
+
+    def training_read_tasks(self) -> None:
+        """Called by the training job when it starts listing tasks: triggers received before
+        now are covered by this job."""
+        with self._cond:
+            self._train = False
 
     def force_feedback(self) -> None:
         with self._cond:
@@ -116,9 +128,9 @@ class ProjectWorker:
         model, store, cfg = self.model, self.model.store, self.model.config
         if not model.known:
             return
-        hints = store.take_hints(1000)
-        if any(kind == "annotation" for kind, _ in hints):
-            self._run("hints", lambda: process_annotation_hints(model), record=False)
+        hints = store.take_hints(TASK_HINTS_PER_PASS)
+        if any(kind != "task" for kind, _ in hints):
+            self._run("hints", lambda: process_hints(model), record=False)
             if (self.last_report or {}).get("stalled"):
                 self._stopping.wait(1.0)  # Label Studio unreachable: retry the hints later, not in a hot loop
         task_ids = [oid for kind, oid in hints if kind == "task"]

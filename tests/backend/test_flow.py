@@ -10,8 +10,10 @@ SETUP = {"project": "1.1795607766", "hostname": "http://localhost:53237", "acces
 
 
 def setup_and_train(client, fake_ls, h):
+    """Connect the backend (/setup), then press Start Training, as the import script does."""
     resp = client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML})
     assert resp.status_code == 200
+    assert client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).status_code == 200
     model = client.application.extensions["suspicion"].get(1)
     assert h.wait_for(lambda: fake_ls.model_version is not None and model.worker.idle()), \
         model.status()
@@ -23,7 +25,20 @@ def annotation_webhook(client, ann, action="ANNOTATION_UPDATED"):
                                          "project": {"id": 1}, "task": {"id": ann["task"]}})
 
 
-def test_first_setup_trains_and_publishes_every_task(client, fake_ls, h):
+def test_connecting_does_not_train_and_start_training_trains_once(client, fake_ls, h):
+    h.seed(fake_ls, n=12, flipped=(3,))
+    before = h.FakeRanker.instances
+    assert client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML}).status_code == 200
+    assert client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML}).status_code == 200
+    model = client.application.extensions["suspicion"].get(1)
+    assert model.worker.wait_idle() and h.FakeRanker.instances == before
+    assert model.store.last_job("train") is None
+    model = setup_and_train(client, fake_ls, h)
+    assert h.FakeRanker.instances == before + 1
+    assert [r[0] for r in model.store._q("SELECT kind FROM jobs")] == ["train"]
+
+
+def test_training_publishes_every_task(client, fake_ls, h):
     h.seed(fake_ls, n=12, flipped=(3,))
     model = setup_and_train(client, fake_ls, h)
     version = fake_ls.model_version
@@ -95,10 +110,10 @@ def test_forged_webhook_plants_nothing(client, fake_ls, h):
     lie = dict(real, result=[{"from_name": "label", "type": "choices", "value": {"choices": ["2"]}}])
     annotation_webhook(client, lie)
     assert h.wait_for(lambda: model.worker.idle())
-    verdicts = model.store.latest_verdicts()
-    assert all(v.task_id != 2 for v in verdicts)
-    assert [(v.task_id, v.annotation_id, v.label) for v in verdicts] == [
-        (5, 1005, real["result"][0]["value"]["choices"][0])]  # the API's truth
+    # the re-read finds the untouched imported annotation the ranker was trained on: that is
+    # no reviewer's save, so neither webhook makes a verdict and nothing is republished
+    assert model.store.latest_verdicts() == []
+    assert fake_ls.model_version == v1 and model.status()["reviewed"] == 0
 
 
 def test_verdict_batch_waits_for_count_or_quiet(make_app, fake_ls, h):
@@ -121,10 +136,15 @@ def test_annotations_deleted_forgets_verdicts(client, fake_ls, h):
     annotation_webhook(client, ann)
     assert h.wait_for(lambda: model.store.counts()["verdicts"] == 1 and model.worker.idle())
     v2 = fake_ls.model_version
-    resp = client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 4002}],
-                                         "project": {"id": 1}})
-    assert resp.get_json()["forgotten_verdicts"] == 1
+    deleted = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 4002}], "project": {"id": 1}}
+    # a deletion Label Studio does not confirm (the annotation still exists) is ignored
+    assert client.post("/webhook", json=deleted).get_json()["queued"] == "deletion check"
+    assert h.wait_for(lambda: not model.store.take_hints(1) and model.worker.idle())
+    assert model.store.counts()["verdicts"] == 1 and fake_ls.model_version == v2
+    del fake_ls.annotations[4002]  # now Label Studio answers 404 for it
+    assert client.post("/webhook", json=deleted).status_code == 200
     assert h.wait_for(lambda: fake_ls.model_version != v2 and model.worker.idle())
+    assert model.store.counts()["verdicts"] == 0
     assert model.store.counts()["reviewed"] == 0
     assert model.ranker().verdicts == {}
 
@@ -142,10 +162,18 @@ def test_tasks_created_are_scored_and_deleted_forgotten(client, fake_ls, h):
     assert fake_ls.model_version == version  # pushed under the current version
     assert fake_ls.current()[51] == 0.0  # unlabeled: nothing to doubt
     assert model.store.task(50).label == "2"
+    # a forged TASKS_CREATED for known tasks re-scores nothing and keeps their state
+    before = fake_ls.import_calls
+    assert client.post("/webhook", json={**body, "tasks": [{"id": 50}, {"id": 1}]}).status_code == 200
+    assert h.wait_for(lambda: not model.store.take_hints(1) and model.worker.idle())
+    assert fake_ls.import_calls == before
+    # deletions count only for tasks Label Studio no longer has (7 still exists)
+    del fake_ls.tasks[50]
     resp = client.post("/webhook", json={"action": "TASKS_DELETED", "tasks": [{"id": 50}, {"id": 7}],
                                          "project": {"id": 1}})
-    assert resp.get_json()["forgotten_tasks"] == 2
-    assert model.store.task(50) is None and model.store.task(7) is None
+    assert resp.get_json()["queued"] == "deletion check"
+    assert h.wait_for(lambda: model.store.task(50) is None and model.worker.idle())
+    assert model.store.task(7) is not None
 
 
 def test_predict_scores_unknown_tasks_with_current_model(client, fake_ls, h):
@@ -279,6 +307,7 @@ def test_personal_access_token_is_exchanged(make_app, rsps, h):
 def test_failed_first_training_is_retried_when_tasks_arrive(client, fake_ls, h):
     resp = client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML})  # project still empty
     assert resp.status_code == 200
+    assert client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).status_code == 200
     model = client.application.extensions["suspicion"].get(1)
     assert h.wait_for(lambda: (model.store.last_job("train") or {}).get("state") == "failed")
     assert "no tasks" in model.status()["last_error"]

@@ -30,6 +30,7 @@ def test_real_ranker_trains_publishes_and_learns_from_verdicts(make_app, fake_ls
     app = make_app(ranker_cls=ranker_cls, detection_method="loss", train_epochs=3, verdict_batch=2)
     client = app.test_client()
     assert client.post("/setup", json={"project": "1.1", "schema": h.CONFIG_XML}).status_code == 200
+    assert client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).status_code == 200
     model = app.extensions["suspicion"].get(1)
     assert h.wait_for(lambda: fake_ls.model_version is not None and model.worker.idle(), timeout=120), \
         model.status()

@@ -50,11 +50,14 @@ def test_store_round_trips_task_rows(tmp_path):
     store.replace_tasks(rows)
     assert store.scored_tasks() == rows[:2]
     assert store.task(3) == rows[2] and store.task(4) is None
-    assert store.lookup([1, 3, 9]) == {1: rows[0]}
+    assert store.lookup([1, 3, 9]) == {1: rows[0], 3: rows[2]}
     store.update_scores([rows[0]._replace(score=0.5, reviewed=True, label="ignored")])
     assert store.task(1) == rows[0]._replace(score=0.5, reviewed=True)
-    store.upsert_tasks([rows[2]._replace(score=0.9, predicted=1, error=None)])
-    assert store.counts()["scored"] == 3
+    store.add_tasks([rows[2]._replace(score=0.9, predicted=1, error=None),
+                     rows[0]._replace(score=0.0, item_index=None), TaskRow(5, "/e.png", "cat", score=0.3)])
+    assert store.task(3).score == 0.9 and store.task(3).error is None  # an error row is scored
+    assert store.task(1) == rows[0]._replace(score=0.5, reviewed=True)  # a scored row is kept
+    assert store.counts()["scored"] == 4
 
 
 class _Ranker:

@@ -1,0 +1,147 @@
+"""What the backend trusts: forged hints change nothing, the API key goes only where it is
+meant to, bad project ids and hostile images are refused, and broken state recovers."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+
+from backend.hints import is_newer_save
+from backend.images import decode_all, header_error
+from backend.model import parse_project_id
+from backend.store import Store
+from backend.tasks import TaskRow
+
+from .test_flow import SETUP, setup_and_train
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG of a hundred bytes that declares ``width`` x ``height`` pixels (a bomb's header)."""
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("value", ["1.abc", "１", "true", True, 2**63, "9" * 30, 0, -3, "", None,
+                                   "1.2.3", " 1", {"id": "x"}])
+def test_project_ids_are_ascii_digits_in_range(value):
+    with pytest.raises(ValueError):
+        parse_project_id(value)
+
+
+@pytest.mark.parametrize("value, expected", [("1.1795607766", 1), ("42", 42), (7, 7), ({"id": 3}, 3),
+                                             (2**31 - 1, 2**31 - 1)])
+def test_project_ids_label_studio_sends_are_accepted(value, expected):
+    assert parse_project_id(value) == expected
+
+
+def test_a_verdict_needs_a_save_after_the_trained_annotation():
+    row = TaskRow(1, "/1.png", "cat", annotation_id=10, annotated_at="2026-01-01T00:00:00Z",
+                  item_index=0, score=0.5, predicted=0)
+    assert not is_newer_save(row, annotation_id=10, updated_at="2026-01-01T00:00:00Z")  # untouched
+    assert not is_newer_save(row, annotation_id=9, updated_at="2025-12-31T00:00:00Z")   # older one
+    assert is_newer_save(row, annotation_id=10, updated_at="2026-01-02T08:00:00.123456Z")
+    assert is_newer_save(row, annotation_id=11, updated_at="2026-01-01T00:00:00Z")
+    assert is_newer_save(row._replace(annotation_id=None, annotated_at=None), annotation_id=10,
+                         updated_at="x")  # state written before annotations were recorded
+
+
+def test_configured_key_goes_only_to_label_studio_url(make_app, h):
+    app = make_app()
+    model = app.extensions["suspicion"].get(1)
+    model.setup(h.CONFIG_XML, hostname="http://attacker.test", access_token="theirs")
+    client = model.client()
+    assert client.url == h.LS and client.auth_header() == {"Authorization": "Token legacy-token-123"}
+
+
+def test_without_label_studio_url_only_the_setup_token_is_used(make_app, h):
+    app = make_app(label_studio_url="")
+    model = app.extensions["suspicion"].get(1)
+    model.setup(h.CONFIG_XML, hostname="http://ls-a.test", access_token="token-a")
+    assert model.client().auth_header() == {"Authorization": "Token token-a"}
+    # another /setup naming another host without a token: the configured key is never sent there
+    model.setup(None, hostname="http://elsewhere.test")
+    from backend.ls_client import LabelStudioError
+    with pytest.raises(LabelStudioError, match="not reachable"):
+        model.client()
+    model.setup(None, hostname="http://ls-b.test", access_token="token-b")
+    assert model.client().url == "http://ls-b.test"
+    assert model.client().auth_header() == {"Authorization": "Token token-b"}
+
+
+def test_decompression_bombs_and_header_only_files_are_refused_before_decoding():
+    assert "image refused" in header_error(_png_header(20000, 20000))
+    assert "over the" in header_error(_png_header(12000, 12000))
+    assert header_error(b"\x89PNG\r\n\x1a\n" + b"\0" * 37) is not None  # a 45-byte header
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), 100).save(buf, format="PNG")
+    x, errors, channels = decode_all([buf.getvalue(), _png_header(20000, 20000), buf.getvalue()[:40]])
+    assert x.shape == (1, 1, 28, 28) and errors[0] is None and channels == 1
+    assert errors[1] and errors[2]
+
+
+def test_a_bomb_in_the_project_marks_its_task_and_training_goes_on(client, fake_ls, h):
+    h.seed(fake_ls, n=9)
+    fake_ls.images["/data/upload/1/img4.png"] = _png_header(20000, 20000)
+    model = setup_and_train(client, fake_ls, h)
+    assert sorted(fake_ls.current()) == [1, 2, 3, 5, 6, 7, 8, 9]
+    assert model.status()["unreadable"] == 1
+    # /predict answers the unreadable task without fetching its image again
+    fetched = sum(1 for a in fake_ls.auth_seen)
+    res = client.post("/predict", json={"tasks": [{"id": 4, "data": {"image": "/data/upload/1/img4.png"}}],
+                                        "project": "1.1"}).get_json()["results"]
+    assert res[0]["result"] == [] and len(fake_ls.auth_seen) == fetched
+
+
+def test_fewer_choices_in_a_label_config_never_breaks_predict(client, fake_ls, h):
+    h.seed(fake_ls, n=9, flipped=())
+    model = setup_and_train(client, fake_ls, h)
+    two = h.CONFIG_XML.replace('<Choice value="2"/>', "")
+    tasks = [{"id": t, "data": {"image": f"/data/upload/1/img{t}.png"}} for t in range(1, 10)]
+    for _ in range(2):  # the new config is stored: the second call sees it too
+        resp = client.post("/predict", json={"tasks": tasks, "project": "1.1", "label_config": two})
+        assert resp.status_code == 200
+        results = resp.get_json()["results"]
+        assert all(r["result"] == [] for t, r in zip(range(1, 10), results) if t % 3 == 2)
+        assert all(r["result"][0]["value"]["choices"][0] in ("0", "1")
+                   for t, r in zip(range(1, 10), results) if t % 3 != 2)
+    assert model.store.last_job("train") is not None  # a retrain was queued
+    assert h.wait_for(lambda: len(model.store._q("SELECT id FROM jobs WHERE kind='train'")) == 2
+                      and model.worker.idle())
+
+
+def test_a_truncated_ranker_file_is_reported_and_retrained(make_app, fake_ls, h):
+    app1 = make_app()
+    c1 = app1.test_client()
+    h.seed(fake_ls, n=9, flipped=(2,))
+    model = setup_and_train(c1, fake_ls, h)
+    app1.extensions["suspicion"].stop()
+    weights = model.directory / "ranker" / "fake.npz"
+    weights.write_bytes(weights.read_bytes()[:40])
+    app2 = make_app()
+    model2 = app2.extensions["suspicion"].get(1)
+    assert model2.ranker() is None
+    assert "cannot be used" in model2.status()["ranker_error"]
+    assert h.wait_for(lambda: model2.ranker() is not None and model2.worker.idle(), timeout=30)
+    assert "ranker_error" not in model2.status()
+
+
+def test_a_version_is_numbered_once_and_an_orphaned_push_is_cleaned_up(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    v1 = store.begin_version(method="m", kind="train", stamp="T")
+    store.add_version(v1, kind="train", pushed=3)
+    v2 = store.begin_version(method="m", kind="feedback", stamp="T")  # the process dies mid-push
+    store.close()
+    store = Store(tmp_path / "s.sqlite3")
+    v3 = store.begin_version(method="m", kind="feedback", stamp="T")
+    assert (v1, v2, v3) == ("suspicion-m-T-v1", "suspicion-m-T-v2", "suspicion-m-T-v3")
+    assert store.old_versions() == [v2]  # v2's predictions go; v3 is being pushed
+    store.add_version(v3, kind="feedback", pushed=3)
+    assert store.old_versions() == [v1, v2]
+    assert store.get("model_version") == v3
