@@ -2,13 +2,16 @@
 #   make demo   install what is missing, start Label Studio + the backend, import a noisy MNIST
 #               sample, train, print the URL and login (Ctrl-C stops everything)
 #   make test   the test suite (end-to-end tests need .venv-ls: make ls-venv)
+#   make fashion  Fashion-MNIST (Debian package dataset-fashion-mnist) for --source fashion and the benchmark
+#   make benchmark-dev  the benchmark's development draw (6 scenarios; see scripts/benchmark.py)
 PYTHON ?= python3
 VENV := .venv
 LS_VENV := .venv-ls
 LS_VERSION := 1.23.2
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test venv ls-venv
+.PHONY: demo test venv ls-venv fashion benchmark-dev
+FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 venv: $(VENV)/.installed
 
@@ -30,5 +33,13 @@ $(LS_VENV)/.installed:
 demo: venv ls-venv
 	$(VENV)/bin/python scripts/demo.py
 
-test: venv
+test: venv fashion
 	$(VENV)/bin/python -m pytest
+
+# Installed with apt-get when its idx files are missing (through sudo when not root).
+fashion:
+	@test -e $(FASHION_DIR)/train-images-idx3-ubyte.gz || test -e $(FASHION_DIR)/train-images-idx3-ubyte || \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y dataset-fashion-mnist
+
+benchmark-dev: venv fashion
+	nice -n 15 $(VENV)/bin/python scripts/benchmark.py --draw dev --count 6

@@ -1,22 +1,22 @@
-"""Benchmark: DFauLo against loss ranking, TracIn and cleanlab, in one process, same data and model.
+"""Benchmark: DFauLo against peers from an independent reference model, on seeded fault scenarios.
 
-    python scripts/benchmark.py [--seeds 0 1 2] [--epochs 8] [--out benchmark]
-    python scripts/benchmark.py --suite heldout    # other rates, mixed noise, sklearn digits
-    python scripts/benchmark.py --memory 60000     # peak RSS of DFauLo on a generated 60k set
-    python scripts/benchmark.py --markdown [--suite heldout]   # the written results as Markdown
+    python scripts/benchmark.py --draw dev --count 6 [--sources mnist digits] [--threads 1]
+    python scripts/benchmark.py --draw test --count 24     # only with the code frozen (committed)
+    python scripts/benchmark.py --markdown [--draw dev]    # the written results as Markdown
+    python scripts/benchmark.py --memory 60000             # peak RSS of DFauLo on a generated 60k set
 
-Suite "main": MNIST with symmetric 10%, pair 20% and out-of-distribution 10% noise. Suite
-"heldout": sets the views vote's constants were not chosen on (symmetric 20%, pair 10%, OOD 5%,
-mixed, partial pair on MNIST; symmetric, pair and OOD on sklearn's digits). For each set and seed
-it trains the small CNN once
-(the "one training run" every wall time is divided by), scores with loss, TracIn (last layer over
-checkpoints) and DFauLo on that same model, runs cleanlab on 5-fold out-of-fold probabilities of
-the same model architecture (reporting its best scoring method), and simulates a reviewer who
+Scenarios come from ``scenarios.py``: the "dev" draw is the one to tune on; the "test" draw is run
+only once the code is frozen (it refuses to run with uncommitted changes in detection/ or in the
+benchmark's scripts, and records the commit). In each scenario the reference CNN of
+``reference_peers.py`` (a fixed recipe) is trained once: its training wall time is the cost unit,
+and the peers come from it (loss, TracIn, AUM, cleanlab on 5-fold out-of-fold probabilities,
+cleanlab's out-of-distribution score on its features). The project's own model gives two more
+peers ("own-loss", "own-tracin") and the method under test, DFauLo (``SuspicionRanker``, as the CLI
+runs it, minus process start and image loading). "dfaulo+review" is the order a reviewer sees who
 checks DFauLo's top 200 unreviewed items per round, up to 20% of the data, with the meta-ranker
-refit after each round. "dfaulo-synthetic-init" is DFauLo with the paper's initial ranker
-(synthetic faults) instead of the views vote. Prints a table per seed and the means over seeds,
-writes OUT/results.json (suite main, with two plots per noise kind for the first seed) or
-OUT/heldout.json.
+refit after each round. Per scenario: every method's AP, the best peer, DFauLo's AP minus the best
+peer's AP; over the scenarios: the worst case and the mean of that gap. Writes
+OUT/scenarios-<draw>.json.
 """
 from __future__ import annotations
 
@@ -25,28 +25,29 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detection.metrics import inspected_count, ranking_report, recall_curve  # noqa: E402
-from detection.pipeline import SuspicionRanker  # noqa: E402
-from detection.sources import noisy_source  # noqa: E402
-from detection.train import predict, softmax, train_model  # noqa: E402
+from reference_peers import PEERS, RECIPE, reference_peers  # noqa: E402
+from scenarios import DRAWS, SOURCE_LIMITS, Scenario, draw_scenarios, realize  # noqa: E402
 
-SUITES = {
-    "main": [("mnist", "symmetric", 0.1), ("mnist", "pair", 0.2), ("mnist", "ood", 0.1)],
-    "heldout": [("mnist", "symmetric", 0.2), ("mnist", "pair", 0.1), ("mnist", "ood", 0.05),
-                ("mnist", "mixed", 0.1), ("mnist", "partial-pair", 0.2),
-                ("digits", "symmetric", 0.1), ("digits", "pair", 0.2), ("digits", "ood", 0.1)],
-}
-RESULT_FILES = {"main": "results.json", "heldout": "heldout.json"}
-METRICS = ["ap", "auroc", "r_precision", "recall@10%", "recall@20%"]
+from detection.metrics import inspected_count, ranking_report  # noqa: E402
+from detection.pipeline import SuspicionRanker  # noqa: E402
+from detection.train import train_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FROZEN_PATHS = ("detection", "scripts/benchmark.py", "scripts/scenarios.py", "scripts/reference_peers.py")
+OWN_PEERS = ("own-loss", "own-tracin")
+METRICS = ("ap", "auroc", "recall@10%")
 
 
 def review_loop(ranker: SuspicionRanker, is_fault: np.ndarray, *, batch: int = 200,
@@ -73,91 +74,93 @@ def review_loop(ranker: SuspicionRanker, is_fault: np.ndarray, *, batch: int = 2
     return eff
 
 
-def cleanlab_scores(x, y, *, num_classes: int, epochs: int, seed: int) -> tuple[dict, float]:
-    """cleanlab's label-quality scores on 5-fold out-of-fold probabilities, as suspiciousness
-    (1 - quality), for each of its scoring methods; and the wall time."""
-    from cleanlab.rank import get_label_quality_scores
-    from sklearn.model_selection import StratifiedKFold
-
-    t0 = time.perf_counter()
-    probs = np.zeros((len(y), num_classes))
-    for k, (tr, te) in enumerate(StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y)):
-        r = train_model(x[tr], y[tr], num_classes=num_classes, epochs=epochs, seed=seed + k)
-        probs[te] = softmax(predict(r.model, x[te])[0])
-    seconds = time.perf_counter() - t0
-    out = {m: 1.0 - get_label_quality_scores(y, probs, method=m)
-           for m in ("self_confidence", "normalized_margin", "confidence_weighted_entropy")}
-    return out, seconds
+def _row(scores: np.ndarray, is_fault: np.ndarray, seconds: float, unit: float) -> dict:
+    rep = ranking_report(scores, is_fault)
+    return {**{m: rep[m] for m in METRICS}, "seconds": seconds, "cost_x_reference": seconds / unit}
 
 
-def run_kind(kind: str, rate: float, *, source: str, epochs: int, seed: int, out: Path | None) -> dict:
-    """Every method on one noisy set; plots into ``out`` unless it is None."""
-    data, _true, is_fault = noisy_source(source, kind=kind, rate=rate, seed=seed)
-    x, y, k = data.x, data.y, data.num_classes
-    base = train_model(x, y, num_classes=k, epochs=epochs, seed=seed)
-    one_run = base.seconds
-    rows, curves, dists = {}, {}, {}
-    for method in ("loss", "tracin", "dfaulo"):
+def run_scenario(scenario: Scenario, *, epochs: int = 8, review: bool = True) -> dict:
+    """Every method on one scenario; returns its JSON-ready result."""
+    images, planted = realize(scenario)
+    x, y, k, is_fault = images.x, images.y, images.num_classes, planted.is_fault
+    peers = reference_peers(x, y, num_classes=k, seed=scenario.seed)
+    unit = peers.reference_seconds
+    rows = {name: _row(peers.scores[name], is_fault, peers.seconds[name], unit) for name in PEERS}
+    base = train_model(x, y, num_classes=k, epochs=epochs, seed=scenario.seed)
+    for method, name in (("loss", "own-loss"), ("tracin", "own-tracin")):
         t0 = time.perf_counter()
-        r = SuspicionRanker.fit(x, y, num_classes=k, method=method, seed=seed, base=base)
-        extra = time.perf_counter() - t0
-        rows[method] = {**ranking_report(r.scores, is_fault), "cost_x_training": (one_run + extra) / one_run}
-        curves[method], dists[method] = recall_curve(r.scores, is_fault), r.scores
-        if method == "dfaulo":
-            t0 = time.perf_counter()
-            eff = review_loop(r, is_fault)
-            loop_seconds = time.perf_counter() - t0
-            rep = ranking_report(eff, is_fault)
-            ideal10 = min(1.0, inspected_count(len(y), 0.1) / is_fault.sum())
-            rows["dfaulo+review"] = {**rep, "cost_x_training": (one_run + extra + loop_seconds) / one_run,
-                                     "recall@10%/ideal": rep["recall@10%"] / ideal10,
-                                     "rounds": int(np.ceil(0.2 * len(y) / 200))}
-            curves["dfaulo+review"] = recall_curve(eff, is_fault)
-            t0 = time.perf_counter()
-            paper = SuspicionRanker.fit(x, y, num_classes=k, method=method, seed=seed, base=base, initial="synthetic")
-            extra = time.perf_counter() - t0
-            rows["dfaulo-synthetic-init"] = {**ranking_report(paper.scores, is_fault),
-                                             "cost_x_training": (one_run + extra) / one_run}
-    cl, cl_seconds = cleanlab_scores(x, y, num_classes=k, epochs=epochs, seed=seed)
-    best = max(cl, key=lambda m: ranking_report(cl[m], is_fault)["ap"])
-    rows["cleanlab"] = {**ranking_report(cl[best], is_fault), "cost_x_training": cl_seconds / one_run,
-                        "scoring_method": best}
-    curves["cleanlab"], dists["cleanlab"] = recall_curve(cl[best], is_fault), cl[best]
-    if out is not None:
-        plot_kind(kind, rate, curves, dists, is_fault, out=out)
-    return {"source": source, "noise": kind, "rate": rate, "seed": seed, "items": len(y),
-            "faults": int(is_fault.sum()), "one_training_run_seconds": one_run,
-            "gates": r.models.gates.round(3).tolist(), "methods": rows}
+        r = SuspicionRanker.fit(x, y, num_classes=k, method=method, seed=scenario.seed, base=base)
+        rows[name] = _row(r.scores, is_fault, base.seconds + time.perf_counter() - t0, unit)
+    t0 = time.perf_counter()
+    ranker = SuspicionRanker.fit(x, y, num_classes=k, method="dfaulo", seed=scenario.seed, base=base)
+    dfaulo_seconds = base.seconds + time.perf_counter() - t0
+    rows["dfaulo"] = _row(ranker.scores, is_fault, dfaulo_seconds, unit)
+    if review:
+        t0 = time.perf_counter()
+        eff = review_loop(ranker, is_fault)
+        rows["dfaulo+review"] = _row(eff, is_fault, dfaulo_seconds + time.perf_counter() - t0, unit)
+        ideal = min(1.0, inspected_count(len(y), 0.1) / is_fault.sum())
+        rows["dfaulo+review"]["recall@10%/ideal"] = rows["dfaulo+review"]["recall@10%"] / ideal
+    best = max(PEERS + OWN_PEERS, key=lambda m: rows[m]["ap"])
+    return {"scenario": scenario.name, "draw": scenario.draw, "index": scenario.index, "source": scenario.source,
+            "parts": [vars(p) for p in scenario.parts], "seed": scenario.seed, "items": len(y),
+            "faults": int(is_fault.sum()), "reference_seconds": unit, "best_peer": best,
+            "gap_to_best_peer": rows["dfaulo"]["ap"] - rows[best]["ap"],
+            "gap_to_ref_loss": rows["dfaulo"]["ap"] - rows["ref-loss"]["ap"], "methods": rows}
 
 
-def plot_kind(kind, rate, curves, dists, is_fault, *, out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def summarize(results: list[dict]) -> dict:
+    """Over scenarios: worst and mean gap of DFauLo's AP to the best peer's, the gap to the
+    reference loss, how often DFauLo is within 0.01 of the best peer, mean AP per method."""
+    if not results:
+        raise ValueError("no results to summarize")
+    gaps = np.array([r["gap_to_best_peer"] for r in results])
+    worst = results[int(gaps.argmin())]
+    methods = list(results[0]["methods"])
+    return {"scenarios": len(results), "worst_gap_to_best_peer": float(gaps.min()),
+            "worst_scenario": worst["scenario"], "mean_gap_to_best_peer": float(gaps.mean()),
+            "worst_gap_to_ref_loss": float(min(r["gap_to_ref_loss"] for r in results)),
+            "within_0.01_of_best_peer": int((gaps >= -0.01).sum()),
+            "mean_ap": {m: float(np.mean([r["methods"][m]["ap"] for r in results if m in r["methods"]]))
+                        for m in methods},
+            "mean_dfaulo_cost_x_reference": float(np.mean([r["methods"]["dfaulo"]["cost_x_reference"]
+                                                           for r in results]))}
 
-    n = len(is_fault)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    frac = np.arange(1, n + 1) / n
-    ax.plot(frac, np.minimum(np.arange(1, n + 1) / is_fault.sum(), 1), "k:", label="ideal")
-    for name, c in curves.items():
-        ax.plot(frac, c, label=name)
-    ax.set(xlabel="fraction of data inspected", ylabel="fraction of faults found", xlim=(0, 0.4),
-           title=f"{kind} {int(rate * 100)}%")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / f"recall_{kind}.png", dpi=110)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, len(dists), figsize=(3.2 * len(dists), 2.8))
-    for ax, (name, s) in zip(axes, dists.items()):
-        bins = np.linspace(s.min(), s.max() + 1e-9, 40)
-        ax.hist(s[~is_fault], bins=bins, alpha=0.6, label="clean", density=True)
-        ax.hist(s[is_fault], bins=bins, alpha=0.6, label="faulty", density=True)
-        ax.set_title(name, fontsize=9)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"score distribution, {kind} {int(rate * 100)}%", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out / f"scores_{kind}.png", dpi=110)
-    plt.close(fig)
+
+def markdown(doc: dict) -> str:
+    """The written results as Markdown: one row per scenario, then the summary."""
+    cols = list(PEERS + OWN_PEERS)
+    head = ["scenario", "items", "faults", "DFauLo AP", *cols, "best peer", "DFauLo - best",
+            "review recall@10% / ideal", "DFauLo cost (x ref. training)"]
+    lines = [f"Draw **{doc['draw']}**, {doc['summary']['scenarios']} scenarios, commit {doc['commit']}, "
+             f"measured {doc['machine']['date']} ({doc['machine']['cpus']} CPUs, {doc['threads']} torch threads).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in doc["results"]:
+        m = r["methods"]
+        review = m.get("dfaulo+review", {}).get("recall@10%/ideal")
+        cells = [r["scenario"], str(r["items"]), str(r["faults"]), f"{m['dfaulo']['ap']:.3f}",
+                 *[(f"**{m[c]['ap']:.3f}**" if c == r["best_peer"] else f"{m[c]['ap']:.3f}") for c in cols],
+                 r["best_peer"], f"{r['gap_to_best_peer']:+.3f}", "" if review is None else f"{review:.3f}",
+                 f"{m['dfaulo']['cost_x_reference']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    s = doc["summary"]
+    lines += ["", f"Worst case of DFauLo AP - best peer AP: **{s['worst_gap_to_best_peer']:+.3f}** "
+                  f"({s['worst_scenario']}); mean {s['mean_gap_to_best_peer']:+.3f}; DFauLo within 0.01 of "
+                  f"the best peer in {s['within_0.01_of_best_peer']} of {s['scenarios']}; worst DFauLo AP - "
+                  f"reference loss AP: {s['worst_gap_to_ref_loss']:+.3f}; mean DFauLo cost "
+                  f"{s['mean_dfaulo_cost_x_reference']:.2f}x the reference training.",
+              "", "Mean AP: " + ", ".join(f"{k} {v:.3f}" for k, v in s["mean_ap"].items()) + "."]
+    return "\n".join(lines)
+
+
+def code_state() -> tuple[str, bool]:
+    """(commit, whether detection/ or the benchmark's scripts have uncommitted changes)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
+    try:
+        return git("rev-parse", "--short", "HEAD").strip(), bool(git("status", "--porcelain", "--", *FROZEN_PATHS).strip())
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
 
 
 def memory_run(n: int, *, epochs: int, seed: int) -> dict:
@@ -185,110 +188,57 @@ def memory_run(n: int, *, epochs: int, seed: int) -> dict:
             "ap": ranking_report(r.scores, fault)["ap"]}
 
 
-def _name(res: dict) -> str:
-    prefix = "" if res.get("source", "mnist") == "mnist" else res["source"] + " "
-    return f"{prefix}{res['noise']} {int(round(res['rate'] * 100))}%"
-
-
-def print_table(results: list[dict]) -> None:
-    head = f"{'set':<18}{'method':<22}" + "".join(f"{m:>12}" for m in METRICS) + f"{'cost (x1 run)':>15}"
-    print(head)
-    print("-" * len(head))
-    for res in results:
-        for name, row in res["methods"].items():
-            print(f"{_name(res):<18}{name:<22}" + "".join(f"{row[m]:>12.3f}" for m in METRICS)
-                  + f"{row['cost_x_training']:>15.2f}")
-
-
-def markdown_table(results: list[dict]) -> str:
-    """One seed's results as a Markdown table (for the README)."""
-    lines = ["| noise | method | AP | AUROC | R-precision | recall@10% | recall@20% | cost (x one training run) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for res in results:
-        for name, row in res["methods"].items():
-            lines.append(f"| {_name(res)} | {name} | "
-                         + " | ".join(f"{row[m]:.3f}" for m in METRICS) + f" | {row['cost_x_training']:.2f} |")
-    return "\n".join(lines)
-
-
-def summarize(results: list[dict]) -> list[dict]:
-    """Mean and standard deviation over seeds, per set and method: AP, recall@10% (and for the
-    review loop its share of the ideal), cost."""
-    groups: dict = {}
-    for res in results:
-        for name, row in res["methods"].items():
-            groups.setdefault((_name(res), name), []).append(row)
-    out = []
-    for (noise, method), rows in groups.items():
-        entry = {"noise": noise, "method": method, "seeds": len(rows)}
-        for key in ("ap", "recall@10%", "recall@10%/ideal", "cost_x_training"):
-            vals = [r[key] for r in rows if key in r]
-            if vals:
-                entry[key] = float(np.mean(vals))
-                entry[key + " sd"] = float(np.std(vals))
-        out.append(entry)
-    return out
-
-
-def markdown_summary(summary: list[dict]) -> str:
-    """Means over seeds as a Markdown table; the best AP per set in bold."""
-    best = {}
-    for e in summary:
-        if e["method"] != "dfaulo+review":
-            best[e["noise"]] = max(best.get(e["noise"], 0.0), round(e["ap"], 3))
-    lines = ["| noise | method | AP (mean ± sd) | recall@10% | review loop: recall@10% / ideal | cost (x one training run) |",
-             "|---|---|---|---|---|---|"]
-    for e in summary:
-        ap = f"{e['ap']:.3f} ± {e['ap sd']:.3f}"
-        if e["method"] != "dfaulo+review" and round(e["ap"], 3) == best[e["noise"]]:
-            ap = f"**{ap}**"
-        ideal = f"{e['recall@10%/ideal']:.3f}" if "recall@10%/ideal" in e else ""
-        lines.append(f"| {e['noise']} | {e['method']} | {ap} | {e['recall@10%']:.3f} | {ideal} | "
-                     f"{e['cost_x_training']:.2f} |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", default="main", choices=sorted(SUITES))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--out", type=Path, default=Path("benchmark"))
-    p.add_argument("--kinds", nargs="*", help="only these noise kinds of the suite")
+    p.add_argument("--draw", default="dev", choices=sorted(DRAWS))
+    p.add_argument("--count", type=int, default=6, help="how many scenarios of the draw")
+    p.add_argument("--sources", nargs="+", choices=sorted(SOURCE_LIMITS), help="only scenarios of these sources")
+    p.add_argument("--epochs", type=int, default=8, help="the project's own training (the reference's is fixed)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--no-review", action="store_true", help="skip the simulated review loop")
+    p.add_argument("--out", type=Path, default=REPO / "benchmark")
+    p.add_argument("--markdown", action="store_true", help="instead: print the draw's written results as Markdown")
     p.add_argument("--memory", type=int, default=0, help="instead: peak memory of DFauLo on N generated items")
-    p.add_argument("--markdown", action="store_true", help="instead: print the suite's written results as Markdown")
     args = p.parse_args(argv)
-    path = args.out / RESULT_FILES[args.suite]
+    path = args.out / f"scenarios-{args.draw}.json"
     if args.markdown:
-        doc = json.loads(path.read_text())
-        first = [r for r in doc["results"] if r.get("seed", 0) == doc["seeds"][0]]
-        print(f"Seeds {doc['seeds']}, measured {doc['machine']['date']}.\n")
-        print(markdown_summary(doc["summary"]))
-        print(f"\nSeed {doc['seeds'][0]} in full:\n")
-        print(markdown_table(first))
+        if not path.is_file():
+            print(f"error: {path} does not exist; run the {args.draw} draw first", file=sys.stderr)
+            return 2
+        print(markdown(json.loads(path.read_text())))
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "platform": platform.platform(), "date": date.today().isoformat()}
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.memory:
-        res = memory_run(args.memory, epochs=2, seed=args.seeds[0])
-        res["machine"] = machine
+        res = {**memory_run(args.memory, epochs=2, seed=0), "machine": machine}
         print(json.dumps(res, indent=1))
         (args.out / "memory.json").write_text(json.dumps(res, indent=1))
         return 0
-    sets = [s for s in SUITES[args.suite] if not args.kinds or s[1] in args.kinds]
+    commit, dirty = code_state()
+    if args.draw == "test" and dirty:
+        print(f"error: the test draw runs only on frozen code; commit the changes in {', '.join(FROZEN_PATHS)} first",
+              file=sys.stderr)
+        return 2
+    try:
+        scenarios = draw_scenarios(args.draw, args.count, sources=args.sources)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     results = []
-    for seed in args.seeds:
-        for source, kind, rate in sets:
-            plots = args.out if args.suite == "main" and seed == args.seeds[0] else None
-            results.append(run_kind(kind, rate, source=source, epochs=args.epochs, seed=seed, out=plots))
-            print(f"done {source} {kind} {rate} seed {seed}", file=sys.stderr, flush=True)
-    summary = summarize(results)
-    print_table(results)
-    print(markdown_summary(summary))
-    doc = {"machine": machine, "suite": args.suite, "epochs": args.epochs, "seeds": args.seeds,
-           "summary": summary, "results": results}
+    for s in scenarios:
+        results.append(run_scenario(s, epochs=args.epochs, review=not args.no_review))
+        r = results[-1]
+        print(f"{s.name}: DFauLo AP {r['methods']['dfaulo']['ap']:.3f}, best peer {r['best_peer']} "
+              f"{r['methods'][r['best_peer']]['ap']:.3f}", file=sys.stderr, flush=True)
+    doc = {"machine": machine, "draw": args.draw, "commit": commit + ("-dirty" if dirty else ""),
+           "threads": torch.get_num_threads(), "epochs": args.epochs, "reference_recipe": vars(RECIPE),
+           "command": " ".join(["python", "scripts/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
+           "summary": summarize(results), "results": results}
     path.write_text(json.dumps(doc, indent=1, default=float))
+    print(markdown(doc))
     return 0
 
 
