@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from .app import create_app
-from .config import Config
+from .config import Config, configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(config)
     app = create_app(config)
     app.extensions["suspicion"].ranker_cls  # noqa: B018 - import torch now, not on the first /setup
     app.run(host=args.host, port=args.port, debug=args.debug, threaded=True, use_reloader=False)

@@ -12,6 +12,8 @@ import os
 import threading
 from pathlib import Path
 
+from flask import Flask
+
 from .config import Config
 from .model import SuspicionModel
 from .worker import ProjectWorker
@@ -26,6 +28,12 @@ class Projects:
         self._lock = threading.Lock()
         self._started_pid: int | None = None
         self._ranker_cls = config.ranker_cls
+
+    def init_app(self, app: Flask) -> None:
+        """Serve ``app``: available as ``app.extensions["suspicion"]``, workers started before
+        the first request of the serving process (``ensure_started``)."""
+        app.extensions["suspicion"] = self
+        app.before_request(self.ensure_started)
 
     @property
     def ranker_cls(self):
