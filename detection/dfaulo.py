@@ -1,9 +1,13 @@
 """DFauLo (Data Fault Localization): views, mutant models and per-item features.
 
-The paper's recipe, with the defects of the official code fixed (see DESIGN.md): three
-independent mutants, each a copy of the *original* model fine-tuned on the data minus one view
-(input-level outliers, hidden-level minority cluster bounded by alpha, output-level top loss);
-losses from logits (no double softmax); features standardized before the meta-ranker.
+The paper's recipe, without the defects of the official code (SSCT-Lab/DFauLo): there the
+mutants are fine-tuned one after another on the same model object, the third one drops the
+activation view again instead of the loss view, the activation view takes the whole KMeans
+minority cluster (about 40% of a class on MNIST), the losses apply cross-entropy to softmax
+outputs and the features reach the regression unscaled. Here: three independent mutants, each a
+copy of the *original* model fine-tuned on the data minus one view (input-level outliers,
+hidden-level minority cluster bounded by alpha, output-level top loss); losses from logits (no
+double softmax); features standardized before the meta-ranker.
 
 Everything an item's features need is kept as *label-independent* model outputs
 (``ModelOutputs``), so the features of any item under any label can be built later: for new

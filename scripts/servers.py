@@ -2,9 +2,9 @@
 end-to-end tests). Both listen on 127.0.0.1 only.
 
 Label Studio runs from its own virtualenv (``.venv-ls`` by default; its pins clash with ours) with
-the settings DESIGN.md lists: legacy API token enabled, local ML backends allowed, Local Files
-serving under a document root. Update checks, analytics and Sentry are switched off so nothing
-leaves the machine.
+the settings a backend on the same machine needs (README, "Limits and troubleshooting"): legacy
+API token enabled, local ML backends allowed, Local Files serving under a document root. Update
+checks, analytics and Sentry are switched off so nothing leaves the machine.
 """
 from __future__ import annotations
 
