@@ -135,6 +135,10 @@ class Store:
         return [_task(r) for r in self._q(f"SELECT {_TASK_COLUMNS} FROM tasks "
                                           f"WHERE score IS NOT NULL ORDER BY task_id")]
 
+    def all_tasks(self) -> dict[int, TaskRow]:
+        """Every stored task by id."""
+        return {r[0]: _task(r) for r in self._q(f"SELECT {_TASK_COLUMNS} FROM tasks")}
+
     def lookup(self, task_ids: Sequence[int]) -> dict[int, TaskRow]:
         """``{task_id: row}`` for the tasks among ``task_ids`` this backend knows (scored, or kept
         with an error so that an unreadable image is not fetched again on every request)."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from typing import Iterable
 
 import numpy as np
 
 from .images import decode_all, fetch_all
 from .publish import publish_all
-from .tasks import class_indices, read_tasks, replay_verdicts
+from .hints import is_newer_save
+from .tasks import TaskRow, Verdict, class_indices, read_tasks, replay_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ def run_training(model) -> dict:
         raise ValueError(f"project {model.project_id} has no tasks yet: import labeled images, "
                          f"then press Start Training")
     rows = {r.task_id: r for r in read_tasks(tasks, spec)}
+    recovered = reconcile_verdicts(store, rows.values())
     to_fetch = [r for r in rows.values() if r.error is None]
     if not to_fetch:
         raise ValueError(f"none of the {len(tasks)} tasks has an image in data[{spec.image_key!r}] "
@@ -76,12 +79,30 @@ def run_training(model) -> dict:
     store.mark_verdicts_applied(up_to_id=upto)
     report.update(tasks=len(tasks), labeled=len(labeled_pos), unlabeled=len(unlabeled_pos),
                   unreadable=sum(r.error is not None for r in rows.values()),
-                  replayed_verdicts=replayed,
+                  replayed_verdicts=replayed, recovered_verdicts=recovered,
                   list_seconds=round(t_list - t0, 3), download_seconds=round(t_fetch - t_list, 3),
                   fit_seconds=round(t_fit - t_fetch, 3), seconds=round(time.monotonic() - t0, 3))
     store.put("last_training", report)
     log.info("project %s: trained %s", model.project_id, report)
     return report
+
+
+def reconcile_verdicts(store, listed: Iterable[TaskRow]) -> int:
+    """Record as verdicts the reviewers' saves seen in a fresh task listing: a task whose newest
+    annotation is a save made after the one the previous ranker was trained on. Label Studio is
+    the source of truth, so a webhook lost (a 500, a restart, a full disk) is recovered here,
+    and a forged one never mattered. Returns how many verdicts were new."""
+    added = 0
+    stored = store.all_tasks()
+    for row in listed:
+        old = stored.get(row.task_id)
+        if (old is None or old.label is None or old.score is None or row.label is None
+                or row.annotation_id is None or old.annotation_id is None):
+            continue
+        if is_newer_save(old, annotation_id=row.annotation_id, updated_at=row.annotated_at or ""):
+            added += store.add_verdict(Verdict(task_id=row.task_id, annotation_id=row.annotation_id,
+                                               updated_at=row.annotated_at or "", label=row.label))
+    return added
 
 
 def save_base(model, ranker) -> None:

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 #: hints taken per pass: all task hints of a large /predict go to one scoring job (one listing)
 TASK_HINTS_PER_PASS = 100_000
+#: longest wait between retries after consecutive failures
+MAX_BACKOFF_SECONDS = 60.0
 
 
 class ProjectWorker:
@@ -28,12 +30,12 @@ class ProjectWorker:
         self._train = False
         self._feedback = False
         self._stop = False
-        self._stopping = threading.Event()  # interruptible back-off sleeps
         self._thread: threading.Thread | None = None
         self.state = "idle"
         self.last_error: str | None = None
         self.last_report: dict | None = None
         self.jobs_run = 0
+        self._failures = 0  # consecutive failed jobs, for the back-off
 
     # -- triggers (called from request threads) ---------------------------------------------------
     def request_training(self) -> None:
@@ -73,7 +75,6 @@ class ProjectWorker:
             elif kind == "feedback":
                 self._feedback = True
         self._stop = False
-        self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name=f"project-{self.model.project_id}",
                                         daemon=True)
         self._thread.start()
@@ -81,7 +82,6 @@ class ProjectWorker:
     def stop(self, timeout: float = 5.0) -> None:
         with self._cond:
             self._stop = True
-            self._stopping.set()
             self._cond.notify()
         if self._thread:
             self._thread.join(timeout)
@@ -120,9 +120,10 @@ class ProjectWorker:
                     return
             try:
                 self._step()
-            except Exception:  # never let the thread die; the job records the error
+            except Exception as exc:  # never let the thread die (e.g. a full disk or read-only store)
                 log.exception("project %s: worker step failed", self.model.project_id)
-                self._stopping.wait(1.0)
+                self.last_error = f"worker: {type(exc).__name__}: {exc}"
+                self._back_off()
 
     def _step(self) -> None:
         model, store, cfg = self.model, self.model.store, self.model.config
@@ -131,8 +132,8 @@ class ProjectWorker:
         hints = store.take_hints(TASK_HINTS_PER_PASS)
         if any(kind != "task" for kind, _ in hints):
             self._run("hints", lambda: process_hints(model), record=False)
-            if (self.last_report or {}).get("stalled"):
-                self._stopping.wait(1.0)  # Label Studio unreachable: retry the hints later, not in a hot loop
+            if (self.last_report or {}).get("stalled"):  # Label Studio unreachable
+                self._back_off()
         task_ids = [oid for kind, oid in hints if kind == "task"]
         with self._cond:
             train, self._train = self._train, False
@@ -154,6 +155,14 @@ class ProjectWorker:
                 store, batch=cfg.verdict_batch, quiet_seconds=cfg.verdict_quiet_seconds)):
             self._run("feedback", lambda: apply_verdicts(model))
 
+    def _back_off(self) -> None:
+        """Wait after consecutive failures (Label Studio down, disk full): 1 s, 2 s, ... 60 s,
+        cut short by a trigger (Start Training, a webhook) or a stop."""
+        self._failures += 1
+        with self._cond:
+            if not self._stop:
+                self._cond.wait(timeout=min(MAX_BACKOFF_SECONDS, 2.0 ** (self._failures - 1)))
+
     def _run(self, kind: str, fn, *, record: bool = True) -> bool:
         store = self.model.store
         job_id = store.start_job(kind) if record else None
@@ -165,6 +174,8 @@ class ProjectWorker:
             if job_id is not None:
                 store.finish_job(job_id)
             self.last_error = None
+            if not (self.last_report or {}).get("stalled"):
+                self._failures = 0
             return True
         except Exception as exc:
             msg = f"{kind} failed: {type(exc).__name__}: {exc}"
@@ -172,8 +183,7 @@ class ProjectWorker:
             self.last_error = msg
             if job_id is not None:
                 store.finish_job(job_id, error=msg)
-            if kind == "feedback":
-                self._stopping.wait(min(5.0, self.model.config.verdict_quiet_seconds))  # no hot retry loop
+            self._back_off()
             return False
         finally:
             with self._cond:

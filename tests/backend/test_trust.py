@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
 
 import pytest
@@ -145,3 +146,40 @@ def test_a_version_is_numbered_once_and_an_orphaned_push_is_cleaned_up(tmp_path)
     store.add_version(v3, kind="feedback", pushed=3)
     assert store.old_versions() == [v1, v2]
     assert store.get("model_version") == v3
+
+
+def test_a_save_whose_webhook_was_lost_is_recovered_by_the_next_training(client, fake_ls, h):
+    h.seed(fake_ls, n=9, flipped=(3,))
+    model = setup_and_train(client, fake_ls, h)
+    fake_ls.annotate(3, "0", ann_id=5003, updated_at="2026-02-01T00:00:00Z")  # no webhook arrives
+    assert client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).status_code == 200
+    assert h.wait_for(lambda: (model.store.get("last_training") or {}).get("recovered_verdicts") == 1
+                      and model.worker.idle())
+    assert [(v.task_id, v.label) for v in model.store.latest_verdicts()] == [(3, "0")]
+    assert fake_ls.current()[3] == 0.0  # reviewed: sinks
+    # the next training finds nothing new to recover
+    assert client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).status_code == 200
+    assert h.wait_for(lambda: len(model.store._q("SELECT id FROM jobs WHERE kind='train'")) == 3
+                      and model.worker.idle())
+    assert model.store.get("last_training")["recovered_verdicts"] == 0
+
+
+def test_failures_back_off_and_a_success_resets(make_app, monkeypatch):
+    app = make_app()
+    worker = app.extensions["suspicion"].get(1).worker
+    waits, here, real_wait = [], threading.current_thread(), worker._cond.wait
+
+    def wait(timeout=None):  # record this thread's back-off waits; the worker's own loop waits on
+        if threading.current_thread() is not here:
+            return real_wait(timeout)
+        waits.append(timeout)
+    monkeypatch.setattr(worker._cond, "wait", wait)
+
+    def fail():
+        raise OSError("connection refused")
+    for _ in range(8):
+        assert not worker._run("feedback", fail)
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert worker._run("feedback", lambda: {})
+    assert not worker._run("feedback", fail)
+    assert waits[-1] == 1.0
