@@ -1,11 +1,10 @@
-"""Fixtures for the backend tests: captured Label Studio requests, a fake Label Studio API at the
-HTTP level (``responses``), a small fake ranker with SuspicionRanker's interface, the app."""
+"""Fixtures for the backend tests: captured Label Studio requests, the project's one fake Label
+Studio answering at the HTTP level (through ``responses``), a small fake ranker with
+SuspicionRanker's interface, the app."""
 from __future__ import annotations
 
 import io
 import json
-import re
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from PIL import Image
 
 from backend.app import create_app
 from backend.config import Config
+from scripts.fake_label_studio import FakeLabelStudio
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "ls-payloads"
 LS = "http://ls.test"
@@ -96,134 +96,34 @@ def png(value: int, *, mode: str = "L", size: int = 8) -> bytes:
     return buf.getvalue()
 
 
-class FakeLabelStudio:
-    """Label Studio's API for one project, faked with ``responses`` at the HTTP level."""
+class ProjectFake(FakeLabelStudio):
+    """The one fake Label Studio (``scripts/fake_label_studio.py``) with project 1 (``CONFIG_XML``)
+    made, and shortcuts for the backend tests: tasks with a gray PNG, the project's version."""
 
-    def __init__(self, rsps: responses.RequestsMock, *, project: int = 1, token: str = "legacy-token-123"):
-        self.rsps, self.project, self.token = rsps, project, token
-        self.tasks: dict[int, dict] = {}
-        self.annotations: dict[int, dict] = {}
-        self.images: dict[str, bytes] = {}
-        self.predictions: list[dict] = []
-        self.model_version: str | None = None
-        self.deleted_versions: list[str] = []
-        self.import_calls = 0
-        self.drop_scores_outside = True
-        self.lock = threading.Lock()
-        self.auth_seen: list[str] = []
-        self._register()
+    def __init__(self):
+        super().__init__(LS, token="legacy-token-123")
+        self.project = self.create_project("backend tests", CONFIG_XML)["id"]
 
-    # -- data -------------------------------------------------------------------------------------
     def add_task(self, tid: int, *, label: str | None, value: int, image: bytes | None = None,
                  url: str | None = None) -> dict:
         url = url or f"/data/upload/{self.project}/img{tid}.png"
         self.images[url] = image if image is not None else png(value)
-        task = {"id": tid, "data": {"image": url}, "project": self.project, "annotations": []}
-        self.tasks[tid] = task
+        task = self.create_task(self.project, {"image": url}, task_id=tid)
         if label is not None:
             self.annotate(tid, label, ann_id=1000 + tid, ground_truth=True)
         return task
 
-    def annotate(self, tid: int, label: str, *, ann_id: int, ground_truth: bool = False,
-                 updated_at: str = "2026-01-01T00:00:00Z") -> dict:
-        ann = {"id": ann_id, "task": tid, "project": self.project, "was_cancelled": False,
-               "ground_truth": ground_truth, "updated_at": updated_at, "created_at": updated_at,
-               "result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                           "value": {"choices": [label]}}]}
-        self.annotations[ann_id] = ann
-        task = self.tasks[tid]
-        task["annotations"] = [a for a in task["annotations"] if a["id"] != ann_id] + [ann]
-        return ann
+    @property
+    def model_version(self) -> str | None:
+        return self.projects[self.project]["model_version"] or None
 
     def current(self) -> dict[int, float]:
-        """``{task: score}`` of predictions of the project's current model_version."""
-        return {p["task"]: p["score"] for p in self.predictions if p["model_version"] == self.model_version}
+        return self.current_scores(self.project)
 
-    # -- HTTP -------------------------------------------------------------------------------------
-    def _auth_ok(self, request) -> bool:
-        header = request.headers.get("Authorization", "")
-        self.auth_seen.append(header)
-        return header == f"Token {self.token}"
-
-    def _register(self):
-        r = self.rsps
-        r.add_callback(responses.GET, f"{LS}/api/tasks", callback=self._list)
-        r.add_callback(responses.GET, re.compile(rf"{LS}/api/tasks/(\d+)"), callback=self._task)
-        r.add_callback(responses.GET, re.compile(rf"{LS}/api/annotations/(\d+)"), callback=self._annotation)
-        r.add_callback(responses.GET, re.compile(rf"{LS}/data/.*"), callback=self._media)
-        r.add_callback(responses.POST, re.compile(rf"{LS}/api/projects/\d+/import/predictions"),
-                       callback=self._import)
-        r.add_callback(responses.PATCH, re.compile(rf"{LS}/api/projects/\d+$"), callback=self._patch)
-        r.add_callback(responses.DELETE, re.compile(rf"{LS}/api/projects/\d+/model-versions/"),
-                       callback=self._delete_version)
-
-    def _list(self, request):
-        if not self._auth_ok(request):
-            return 401, {}, json.dumps({"detail": "no auth"})
-        from urllib.parse import parse_qs, urlsplit
-        q = parse_qs(urlsplit(request.url).query)
-        assert q["fields"] == ["all"] and q["project"] == [str(self.project)]
-        page, size = int(q["page"][0]), int(q["page_size"][0])
-        tasks = [self.tasks[k] for k in sorted(self.tasks)]
-        chunk = tasks[(page - 1) * size: page * size]
-        if not chunk and page > 1:
-            return 404, {}, json.dumps({"detail": "Invalid page."})
-        return 200, {}, json.dumps({"tasks": chunk, "total": len(tasks), "total_annotations": 0,
-                                    "total_predictions": 0})
-
-    def _task(self, request):
-        if not self._auth_ok(request):
-            return 401, {}, "{}"
-        tid = int(request.url.rstrip("/").split("/")[-1].split("?")[0])
-        if tid not in self.tasks:
-            return 404, {}, json.dumps({"detail": "Not found."})
-        return 200, {}, json.dumps(self.tasks[tid])
-
-    def _annotation(self, request):
-        if not self._auth_ok(request):
-            return 401, {}, "{}"
-        aid = int(request.url.rstrip("/").split("/")[-1])
-        if aid not in self.annotations:
-            return 404, {}, json.dumps({"detail": "Not found."})
-        return 200, {}, json.dumps(self.annotations[aid])
-
-    def _media(self, request):
-        if not self._auth_ok(request):
-            return 401, {}, json.dumps({"detail": "Authentication credentials were not provided."})
-        path = request.url[len(LS):]
-        if path not in self.images:
-            return 404, {}, "not found"
-        return 200, {"Content-Type": "image/png"}, self.images[path]
-
-    def _import(self, request):
-        if not self._auth_ok(request):
-            return 401, {}, "{}"
-        items = json.loads(request.body)
-        ok = [p for p in items if not self.drop_scores_outside or 0 <= p["score"] <= 1]
-        with self.lock:
-            self.import_calls += 1
-            self.predictions.extend(ok)
-        return 201, {}, json.dumps({"created": len(ok)})
-
-    def _patch(self, request):
-        if not self._auth_ok(request):
-            return 401, {}, "{}"
-        version = json.loads(request.body)["model_version"]
-        if not any(p["model_version"] == version for p in self.predictions):
-            return 400, {}, json.dumps({"model_version": ["no predictions of this version"]})
-        self.model_version = version
-        return 200, {}, json.dumps({"id": self.project, "model_version": version})
-
-    def _delete_version(self, request):
-        if not self._auth_ok(request):
-            return 401, {}, "{}"
-        version = json.loads(request.body)["model_version"]
-        with self.lock:
-            before = len(self.predictions)
-            self.predictions = [p for p in self.predictions if p["model_version"] != version]
-            self.deleted_versions.append(version)
-            n = before - len(self.predictions)
-        return 200, {}, json.dumps({"deleted_predictions": n})
+    @property
+    def import_calls(self) -> int:
+        """How many ``import/predictions`` requests the project got."""
+        return len(self.calls_to("POST", f"/api/projects/{self.project}/import/predictions"))
 
 
 @pytest.fixture
@@ -234,7 +134,9 @@ def rsps():
 
 @pytest.fixture
 def fake_ls(rsps):
-    return FakeLabelStudio(rsps)
+    fake = ProjectFake()
+    fake.register(rsps)
+    return fake
 
 
 def make_config(tmp_path, **overrides) -> Config:

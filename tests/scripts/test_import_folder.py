@@ -1,7 +1,6 @@
 """scripts/import_folder.py against a faked Label Studio HTTP API (fast, no server)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from backend.labels import label_config, parse_label_config
 from backend.ls_client import LabelStudioClient, LabelStudioError, is_jwt
 from scripts import import_folder as imp
 from scripts import ls_import, ls_project
-from tests.scripts.fake_ls import TOKEN, FakeLabelStudio
+from scripts.fake_label_studio import TOKEN, FakeLabelStudio
 
 PAT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
 
@@ -34,7 +33,7 @@ def make_folder(root: Path, classes: dict[str, int], *, mode: str = "L", size: i
 
 @pytest.fixture
 def fake():
-    ls = FakeLabelStudio()
+    ls = FakeLabelStudio("http://ls.test:8080")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         ls.register(rsps)
         yield ls
@@ -58,7 +57,7 @@ def test_upload_creates_project_and_annotated_tasks(tmp_path, fake):
     assert s.created_project and s.found == 12 and s.skipped == 2 and s.imported == 12
     project = fake.projects[s.project_id]
     assert parse_label_config(project["label_config"]).choices == ("1", "10", "3")
-    tasks = fake.tasks[s.project_id]
+    tasks = fake.project_tasks(s.project_id)
     assert len(tasks) == 12
     for t in tasks:
         cls = t["data"]["path"].split("/")[1]
@@ -67,8 +66,12 @@ def test_upload_creates_project_and_annotated_tasks(tmp_path, fake):
         res = t["annotations"][0]["result"][0]
         assert (res["from_name"], res["to_name"], res["type"]) == ("label", "image", "choices")
     # batches of 4: 3 uploads and 3 JSON imports
-    imports = [c for c in fake.calls if c == ("POST", f"/api/projects/{s.project_id}/import")]
-    assert len(imports) == 6
+    uploads = [c for c in fake.calls_to("POST", f"/api/projects/{s.project_id}/import")
+               if c.query == {"commit_to_project": "false"}]
+    assert len(fake.calls_to("POST", f"/api/projects/{s.project_id}/import")) == 6 and len(uploads) == 3
+    # the uploaded bytes are what the tasks point at
+    task = next(t for t in tasks if t["data"]["path"] == "train/10/0000.png")
+    assert fake.images[task["data"]["image"]] == (folder / "train" / "10" / "0000.png").read_bytes()
     assert s.project_url == f"{fake.url}/projects/{s.project_id}/data"
 
 
@@ -79,27 +82,23 @@ def test_second_run_imports_nothing_and_partial_run_resumes(tmp_path, fake):
     assert (first.imported, again.imported, again.already_present) == (12, 0, 12)
     assert not again.created_project and again.project_id == first.project_id
     # an interrupted run: drop the last 5 tasks, then run again
-    del fake.tasks[first.project_id][-5:]
+    fake.delete_tasks([t["id"] for t in fake.project_tasks(first.project_id)[-5:]])
     resumed = run(folder, fake, batch=5)
-    paths = [t["data"]["path"] for t in fake.tasks[first.project_id]]
+    paths = [t["data"]["path"] for t in fake.project_tasks(first.project_id)]
     assert resumed.imported == 5 and len(paths) == len(set(paths)) == 12
 
 
 def test_reads_existing_tasks_across_pages(tmp_path, fake, monkeypatch):
     folder = make_folder(tmp_path / "mnist", {"a": 7, "b": 6})
     first = run(folder, fake)
-    seen = []
-    orig = fake._tasks
-
-    def spy(request, query):
-        seen.append(int(query.get("page", 1)))
-        return orig(request, query)
-    monkeypatch.setattr(fake, "_tasks", spy)
+    fake.calls.clear()
     monkeypatch.setattr(imp, "existing_paths",
                         lambda ls, pid: ls_import.existing_paths(ls, pid, page_size=5))
     again = run(folder, fake)
-    assert again.imported == 0 and seen == [1, 2, 3]
-    assert len(fake.tasks[first.project_id]) == 13
+    reads = fake.calls_to("GET", "/api/tasks")
+    assert again.imported == 0 and [c.query["page"] for c in reads] == ["1", "2", "3"]
+    assert all(c.query["include"] == "id,data" and "fields" not in c.query for c in reads)
+    assert len(fake.project_tasks(first.project_id)) == 13
 
 
 def test_color_folder_with_local_storage(tmp_path, fake):
@@ -108,7 +107,7 @@ def test_color_folder_with_local_storage(tmp_path, fake):
     s = run(folder, fake, storage="local", document_root=root)
     assert s.imported == 9
     assert len(fake.storages) == 1 and fake.storages[0]["path"] == str(folder.resolve())
-    for t in fake.tasks[s.project_id]:
+    for t in fake.project_tasks(s.project_id):
         assert t["data"]["image"] == "/data/local-files/?d=cifar/" + t["data"]["path"]
         assert choices_of(t)[0] in {"airplane", "cat", "ship"}
     assert parse_label_config(fake.projects[s.project_id]["label_config"]).choices == (
@@ -116,7 +115,7 @@ def test_color_folder_with_local_storage(tmp_path, fake):
     # the storage is registered once and never synced
     run(folder, fake, storage="local", document_root=root)
     assert len(fake.storages) == 1
-    assert not [c for c in fake.calls if c[1].endswith("/sync")]
+    assert not [c for c in fake.calls if c.path.endswith("/sync")]
 
 
 def test_local_storage_needs_a_document_root_above_the_folder(tmp_path, fake, monkeypatch):
@@ -140,13 +139,13 @@ def test_existing_project_with_other_classes_is_refused(tmp_path, fake, capsys):
 
 def test_existing_project_with_a_different_image_key_is_reused(tmp_path, fake):
     folder = make_folder(tmp_path / "mnist", {"a": 2, "b": 2})
-    fake.projects[99] = {"id": 99, "title": "mine", "label_config": (
+    fake.create_project("mine", (
         '<View><Image name="img" value="$picture"/><Choices name="cls" toName="img">'
-        '<Choice value="a"/><Choice value="b"/><Choice value="unsure"/></Choices></View>')}
-    fake.tasks[99] = []
+        '<Choice value="a"/><Choice value="b"/><Choice value="unsure"/></Choices></View>'),
+        project_id=99)
     s = run(folder, fake, title="mine")
     assert s.project_id == 99 and not s.created_project
-    t = fake.tasks[99][0]
+    t = fake.project_tasks(99)[0]
     assert "picture" in t["data"]
     res = t["annotations"][0]["result"][0]
     assert (res["from_name"], res["to_name"]) == ("cls", "img")
@@ -220,7 +219,7 @@ def test_connects_backend_once_checks_webhook_and_trains(tmp_path, fake):
     s2 = run(folder, fake, ml_backend="http://backend.test:9090")
     assert len(fake.ml) == 1 and s2.ml_backend_id == s.ml_backend_id
     assert fake.trained == [s.ml_backend_id] * 2
-    assert ("POST", "/api/webhooks") not in fake.calls  # the script never adds a webhook
+    assert not fake.calls_to("POST", "/api/webhooks")  # the script never adds a webhook
     # a duplicate webhook (made by hand) is reported, not "fixed" by adding or deleting
     fake.webhooks.append(dict(fake.webhooks[0], id=1000))
     s3 = run(folder, fake, ml_backend="http://backend.test:9090")
@@ -298,3 +297,36 @@ def test_token_kinds():
     assert is_jwt(PAT)
     assert not is_jwt(TOKEN)
     assert not is_jwt("a.b.c")
+
+
+def test_hidden_files_and_folders_are_not_part_of_the_folder(tmp_path, fake):
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    make_folder(tmp_path / "m" / "train" / ".cache", {"a": 2})       # a hidden class folder
+    make_folder(tmp_path / "m" / "train" / "a", {".thumbs": 3})      # a hidden sub-folder
+    (folder / "train" / "b" / "._0000.png").write_bytes(b"\x00\x05\x16\x07")  # macOS resource fork
+    s = run(folder, fake)
+    assert (s.found, s.skipped, s.imported) == (4, 0, 4)
+    paths = sorted(t["data"]["path"] for t in fake.project_tasks(s.project_id))
+    assert paths == ["train/a/0000.png", "train/a/0001.png", "train/b/0000.png", "train/b/0001.png"]
+    assert parse_label_config(fake.projects[s.project_id]["label_config"]).choices == ("a", "b")
+
+
+def test_existing_project_with_aliases_gets_the_alias_in_annotations(tmp_path, fake):
+    folder = make_folder(tmp_path / "m", {"cat": 2, "dog": 2})
+    fake.create_project("pets", (
+        '<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
+        '<Choice value="Cat" alias="cat"/><Choice value="Dog" alias="dog"/></Choices></View>'))
+    s = run(folder, fake, title="pets")
+    assert not s.created_project and s.imported == 4
+    assert sorted(choices_of(t)[0] for t in fake.project_tasks(s.project_id)) == ["cat", "cat", "dog", "dog"]
+
+
+def test_existing_project_with_a_repeated_choice_is_refused(tmp_path, fake, capsys):
+    folder = make_folder(tmp_path / "m", {"a": 2, "b": 2})
+    fake.create_project("twice", (
+        '<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
+        '<Choice value="a"/><Choice value="b"/><Choice value="a"/></Choices></View>'))
+    rc = imp.main([str(folder), "--url", fake.url, "--api-key", TOKEN, "--title", "twice"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "repeated choices ['a']" in err and len(err.strip().splitlines()) == 1
+    assert not fake.project_tasks(1)
