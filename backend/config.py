@@ -56,6 +56,10 @@ class Config:
     download_timeout: float = setting(15.0, positive=True)
     api_timeout: float = setting(60.0, positive=True)
     predict_inline_limit: int = setting(100, minimum=0)
+    max_image_pixels: int = setting(4096 * 4096, minimum=1)
+    image_cache_bytes: int = setting(2 * 1024**3, minimum=0)
+    local_files_document_root: str = setting("")
+    label_studio_media_root: str = setting("")
     # Not from the environment: a class with SuspicionRanker's interface (tests and benchmarks).
     ranker_cls: Any = setting(None, env=False)
 

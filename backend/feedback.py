@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .images import decode_all, fetch_all
+from .images import load_images
 from .ls_client import LabelStudioError
 from .publish import publish_all, publish_some
 from .tasks import TaskRow, class_indices, read_tasks
@@ -57,9 +57,11 @@ def score_tasks(model, tasks: list[dict]) -> list[TaskRow]:
     rows = read_tasks(tasks, model.spec)
     done = [r for r in rows if r.error is not None]
     ok = [r for r in rows if r.error is None]
-    blobs = fetch_all(model.client(), [r.image_url for r in ok], workers=model.config.download_workers)
     try:
-        x, errors, _ = decode_all(blobs, channels=store.get("channels"))
+        images = load_images([r.image_url for r in ok], source=model.image_source(),
+                             workers=model.config.download_workers, channels=store.get("channels"),
+                             max_pixels=model.config.max_image_pixels)
+        x, errors = images.x, images.errors
     except ValueError as exc:
         errors, x = [str(exc)] * len(ok), None
     readable = [r for r, err in zip(ok, errors) if err is None]

@@ -1,10 +1,14 @@
-"""Download task images from Label Studio in parallel and turn them into model input."""
+"""Task images as model input: read directly from disk, from the image cache, or downloaded from
+Label Studio, in parallel, each decoded as soon as it arrives (the encoded bytes of a 60,000-task
+project are never all held at once)."""
 from __future__ import annotations
 
 import io
 import logging
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -12,80 +16,123 @@ from PIL import Image, UnidentifiedImageError
 
 from detection.data import DEFAULT_SIZE, decode_image
 
+from .image_cache import ImageCache
+from .media import MediaReader
+
 log = logging.getLogger(__name__)
 
 #: images larger than this are not decoded (a 28x28 or 32x32 data set needs far less; a
 #: decompression bomb declares 20000x20000 in a few hundred bytes)
 MAX_IMAGE_PIXELS = 4096 * 4096
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F", "P;L"})
+
+
+class ImageSource:
+    """Where the bytes of an image URL come from: a direct read of Label Studio's folders when
+    ``media`` can see them, else the ``cache``, else a download through ``client`` (then kept in
+    the cache). Counts what came from where."""
+
+    def __init__(self, client, *, media: MediaReader | None = None, cache: ImageCache | None = None):
+        self.client, self.media, self.cache = client, media, cache
+        self._lock = threading.Lock()
+        self.counts = {"direct": 0, "cached": 0, "downloaded": 0}
+
+    def fetch(self, url: str) -> bytes:
+        """The bytes of ``url``; raises (``ValueError``, ``LabelStudioError``, ``OSError``)."""
+        data, how = None, "direct"
+        if self.media is not None and self.media.enabled:
+            data = self.media.read(url)
+        if data is None and self.cache is not None:
+            data, how = self.cache.get(url), "cached"
+        if data is None:
+            data, how = self.client.download(url), "downloaded"
+            if self.cache is not None:
+                self.cache.put(url, data)
+        with self._lock:
+            self.counts[how] += 1
+        return data
+
+
+@dataclass
+class LoadedImages:
+    """``x (M, C, H, W) float32`` of the readable images in URL order; ``errors[i]`` is None for
+    a readable URL, else why it was left out; ``sources``: how many came from where."""
+
+    x: np.ndarray
+    errors: list[str | None]
+    channels: int
+    sources: dict = field(default_factory=dict)
 
 
 def header_error(data: bytes, *, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
     """Why ``data`` must not be decoded (unreadable header, too many pixels), or None.
     Reads the header only."""
     try:
-        with warnings.catch_warnings():  # PIL warns past 89M pixels; the limit below decides
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size
-    except Image.DecompressionBombError as exc:
-        return f"image refused: {exc}"
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return f"not a readable image: {exc}"
-    if width * height > max_pixels:
-        return f"image refused: {width}x{height} is over the {max_pixels}-pixel limit"
+        _header(data, max_pixels=max_pixels)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
-def fetch_all(client, urls: Sequence[str], *, workers: int = 8) -> list[bytes | str]:
-    """Bytes per URL, or an error message (str) for a URL that could not be fetched."""
-    def one(url):
-        try:
-            return client.download(url)
-        except Exception as exc:  # one bad image marks its task, it does not fail the job
-            return f"{type(exc).__name__}: {exc}"
-    if not urls:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(urls)))) as pool:
-        return list(pool.map(one, urls))
-
-
-def image_mode_channels(data: bytes) -> int | None:
-    """1 for gray images, 3 for color, None when unreadable."""
+def _header(data: bytes, *, max_pixels: int) -> int:
+    """Channels (1 gray, 3 color) from the header; ``ValueError`` for a bad or huge image."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return 1 if img.mode in {"1", "L", "LA", "I", "I;16", "F"} else 3
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
+        with warnings.catch_warnings():  # PIL warns past 89M pixels; the limit below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                (width, height), mode = img.size, img.mode
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image refused: {exc}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"not a readable image: {exc}") from None
+    if width * height > max_pixels:
+        raise ValueError(f"image refused: {width}x{height} is over the {max_pixels}-pixel limit")
+    return 1 if mode in _GRAY_MODES else 3
 
 
-def decode_all(blobs: Sequence[bytes | str], *, channels: int | None = None,
-               max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, list[str | None], int]:
-    """Decode downloaded blobs into ``x (M, C, H, W)`` for the readable ones.
+def _decode(data: bytes, *, channels: int | None, max_pixels: int) -> np.ndarray:
+    native = _header(data, max_pixels=max_pixels)
+    c = channels or native
+    try:
+        return decode_image(data, channels=c, size=DEFAULT_SIZE[c])
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image refused: {exc}") from None
 
-    Returns ``(x, errors, channels)``: ``errors[i]`` is None for a readable item (in ``x`` in
-    order) or the reason it was left out. ``channels`` defaults to 1 when every readable image
-    is gray, else 3. Images over ``max_pixels`` or with a broken header are left out (their
-    task is marked unreadable; they never fail the job). Raises ``ValueError`` when no image is
-    readable.
-    """
-    errors: list[str | None] = [b if isinstance(b, str) else header_error(b, max_pixels=max_pixels)
-                                for b in blobs]
-    blobs = [b if e is None else e for b, e in zip(blobs, errors)]
-    if channels is None:
-        modes = [image_mode_channels(b) for b in blobs if isinstance(b, bytes)]
-        known = [m for m in modes if m is not None]
-        if not known:
-            raise ValueError("none of the images could be read")
-        channels = 1 if all(m == 1 for m in known) else 3
-    size = DEFAULT_SIZE[channels]
-    arrays = []
-    for i, blob in enumerate(blobs):
-        if errors[i] is not None:
-            continue
+
+def load_images(urls: Sequence[str], *, source: ImageSource, workers: int = 8,
+                channels: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> LoadedImages:
+    """Fetch and decode every URL. ``channels`` None: 1 when every readable image is gray, else
+    3 (gray ones are then repeated over three channels). A URL that cannot be fetched or decoded
+    (missing, refused, a decompression bomb, a broken file) is left out with its reason; it
+    never fails the whole load. Raises ``ValueError`` when no image is readable."""
+    def one(url: str):
         try:
-            arrays.append(decode_image(blob, channels=channels, size=size))
-        except (ValueError, Image.DecompressionBombError) as exc:
-            errors[i] = str(exc)
+            return _decode(source.fetch(url), channels=channels, max_pixels=max_pixels)
+        except Exception as exc:  # one bad image marks its task, it does not fail the job
+            return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+
+    results: list[np.ndarray | str] = []
+    if urls:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(urls)))) as pool:
+            results = list(pool.map(one, urls))
+    arrays = [r for r in results if not isinstance(r, str)]
     if not arrays:
-        raise ValueError("none of the images could be read: " + next((e for e in errors if e), ""))
-    return np.stack(arrays).astype(np.float32), errors, channels
+        raise ValueError("none of the images could be read"
+                         + (": " + next(r for r in results if isinstance(r, str)) if results else ""))
+    if channels is None:
+        channels = 1 if all(a.shape[0] == 1 for a in arrays) else 3
+    size = DEFAULT_SIZE[channels]
+    x = np.empty((len(arrays), channels, size, size), dtype=np.float32)
+    for i, arr in enumerate(arrays):
+        x[i] = arr if arr.shape[0] == channels else _as_color(arr, size=size)
+    errors = [r if isinstance(r, str) else None for r in results]
+    return LoadedImages(x=x, errors=errors, channels=channels, sources=dict(source.counts))
+
+
+def _as_color(gray: np.ndarray, *, size: int) -> np.ndarray:
+    """A ``(1, h, w)`` gray image as ``(3, size, size)``."""
+    img = Image.fromarray(np.clip(gray[0] * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return np.repeat(arr[None], 3, axis=0)

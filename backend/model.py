@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 from .config import Config
+from .image_cache import ImageCache
+from .images import ImageSource
 from .labels import LabelSpec, parse_label_config
 from .ls_client import LabelStudioClient, LabelStudioError
+from .media import MediaReader
 from .publish import published_score
 from .store import Store
 from .tasks import TaskRow, replay_verdicts
@@ -67,6 +70,8 @@ class SuspicionModel:
         self._setup_token: str | None = None
         self._client: LabelStudioClient | None = None
         self._client_for: tuple[str, str] | None = None  # (url, key) the client was made with
+        self._image_cache: ImageCache | None = None
+        self._media: MediaReader | None = None
         self._spec: LabelSpec | None = None
         config_xml = self.store.get("label_config")
         if config_xml:
@@ -219,6 +224,17 @@ class SuspicionModel:
                                              pool_size=max(16, cfg.download_workers * 2))
             self._client_for = (url, key)
         return self._client
+
+    def image_source(self) -> ImageSource:
+        """Where task images come from: Label Studio's folders when mounted here, this
+        project's image cache (``<MODEL_DIR>/<project>/images``), else HTTP."""
+        cfg = self.config
+        if self._image_cache is None:
+            self._image_cache = ImageCache(self.directory / "images", max_bytes=cfg.image_cache_bytes)
+            self._media = MediaReader(local_files_root=cfg.local_files_document_root or None,
+                                      media_root=cfg.label_studio_media_root or None,
+                                      max_bytes=cfg.max_image_bytes)
+        return ImageSource(self.client(), media=self._media, cache=self._image_cache)
 
     def ranker(self):
         """The current ranker (base + verdicts), loaded from disk once; None before training."""

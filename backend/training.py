@@ -8,7 +8,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .images import decode_all, fetch_all
+from .images import load_images
 from .publish import publish_all
 from .hints import is_newer_save
 from .tasks import TaskRow, Verdict, class_indices, read_tasks, replay_verdicts
@@ -39,11 +39,12 @@ def run_training(model) -> dict:
     if not to_fetch:
         raise ValueError(f"none of the {len(tasks)} tasks has an image in data[{spec.image_key!r}] "
                          f"and a label among the config's choices")
-    blobs = fetch_all(client, [r.image_url for r in to_fetch], workers=cfg.download_workers)
+    images = load_images([r.image_url for r in to_fetch], source=model.image_source(),
+                         workers=cfg.download_workers, max_pixels=cfg.max_image_pixels)
     t_fetch = time.monotonic()
-    x, errors, channels = decode_all(blobs)
+    x, channels = images.x, images.channels
     readable = []
-    for row, err in zip(to_fetch, errors):
+    for row, err in zip(to_fetch, images.errors):
         if err is not None:
             rows[row.task_id] = row._replace(error=err)
         else:
@@ -79,7 +80,7 @@ def run_training(model) -> dict:
     store.mark_verdicts_applied(up_to_id=upto)
     report.update(tasks=len(tasks), labeled=len(labeled_pos), unlabeled=len(unlabeled_pos),
                   unreadable=sum(r.error is not None for r in rows.values()),
-                  replayed_verdicts=replayed, recovered_verdicts=recovered,
+                  replayed_verdicts=replayed, recovered_verdicts=recovered, images=images.sources,
                   list_seconds=round(t_list - t0, 3), download_seconds=round(t_fetch - t_list, 3),
                   fit_seconds=round(t_fit - t_fetch, 3), seconds=round(time.monotonic() - t0, 3))
     store.put("last_training", report)

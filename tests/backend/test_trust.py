@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from backend.hints import is_newer_save
-from backend.images import decode_all, header_error
+from backend.images import ImageSource, header_error, load_images
 from backend.model import parse_project_id
 from backend.store import Store
 from backend.tasks import TaskRow
@@ -82,9 +82,14 @@ def test_decompression_bombs_and_header_only_files_are_refused_before_decoding()
     from PIL import Image
     buf = io.BytesIO()
     Image.new("L", (8, 8), 100).save(buf, format="PNG")
-    x, errors, channels = decode_all([buf.getvalue(), _png_header(20000, 20000), buf.getvalue()[:40]])
-    assert x.shape == (1, 1, 28, 28) and errors[0] is None and channels == 1
-    assert errors[1] and errors[2]
+    blobs = {"/ok": buf.getvalue(), "/bomb": _png_header(20000, 20000), "/cut": buf.getvalue()[:40]}
+
+    class Client:
+        def download(self, url):
+            return blobs[url]
+    got = load_images(list(blobs), source=ImageSource(Client()))
+    assert got.x.shape == (1, 1, 28, 28) and got.errors[0] is None and got.channels == 1
+    assert "refused" in got.errors[1] and "not a readable image" in got.errors[2]
 
 
 def test_a_bomb_in_the_project_marks_its_task_and_training_goes_on(client, fake_ls, h):
