@@ -159,11 +159,15 @@ class LabelStudioClient:
         resp = self._send(method, path, **kwargs)
         if resp.status_code in expect:
             return resp
+        self._refused(resp, method, path)
+        raise LabelStudioError(f"{method} {path} failed: HTTP {resp.status_code} {_short(resp.text)}")
+
+    def _refused(self, resp: requests.Response, method: str, path: str) -> None:
+        """Raise the one-line error for an answer that refuses the key (401, 403)."""
         if resp.status_code in (401, 403):
             raise LabelStudioError(
                 f"Label Studio at {self.url} rejected the API key (HTTP {resp.status_code} on "
                 f"{method} {path}); copy it from Account & Settings")
-        raise LabelStudioError(f"{method} {path} failed: HTTP {resp.status_code} {_short(resp.text)}")
 
     def get(self, path: str, **kwargs: Any) -> Any:
         """The JSON answer of a GET (None for an empty answer)."""
@@ -241,10 +245,7 @@ class LabelStudioClient:
         """The current user; a one-line :class:`LabelStudioError` unless ``url`` is a Label Studio
         that accepts the key."""
         resp = self._send("GET", "/api/current-user/whoami")
-        if resp.status_code in (401, 403):
-            raise LabelStudioError(
-                f"Label Studio at {self.url} rejected the API key (HTTP {resp.status_code}); "
-                "copy it from Account & Settings")
+        self._refused(resp, "GET", "/api/current-user/whoami")
         body = self._json(resp) if resp.ok else None
         if not isinstance(body, dict) or "id" not in body:
             raise LabelStudioError(
