@@ -24,6 +24,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         config = Config.from_env().with_overrides(config or {})
     app = Flask(__name__)
     app.config["SUSPICION"] = config
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes  # larger bodies: 413, never read
     Projects(config).init_app(app)
     app.register_blueprint(routes.bp)
     register_error_handlers(app)

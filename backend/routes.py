@@ -107,7 +107,7 @@ def versions():
         models = [m for m in models if m.project_id == pid]
     found = [v["version"] for m in models for v in m.store.versions() if v["state"] == "current"]
     found += [v["version"] for m in models for v in m.store.versions() if v["state"] != "current"]
-    return jsonify(versions=found, model_dir=str(settings().model_dir))
+    return jsonify(versions=found)
 
 
 # -- request helpers -------------------------------------------------------------------------------
@@ -120,7 +120,10 @@ def projects() -> Projects:
 
 
 def json_object() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # json's decoder gives up past Python's recursion limit
+        raise ApiError("request body is JSON nested too deeply") from None
     if body is None:
         raise ApiError("request body must be JSON (Content-Type: application/json)")
     if not isinstance(body, dict):

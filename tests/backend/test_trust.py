@@ -188,3 +188,20 @@ def test_failures_back_off_and_a_success_resets(make_app, monkeypatch):
     assert worker._run("feedback", lambda: {})
     assert not worker._run("feedback", fail)
     assert waits[-1] == 1.0
+
+
+def test_oversized_and_deeply_nested_bodies_are_refused(make_app):
+    client = make_app(max_request_bytes=4096).test_client()
+    big = {"action": "ANNOTATION_CREATED", "project": {"id": 1}, "pad": "x" * 10_000}
+    resp = client.post("/webhook", json=big)
+    assert resp.status_code == 413 and "error" in resp.get_json()
+    deep = "[" * 100_000 + "]" * 100_000
+    resp = make_app().test_client().post("/webhook", data=deep, content_type="application/json")
+    assert resp.status_code == 400 and "nested too deeply" in resp.get_json()["error"]
+
+
+def test_versions_do_not_show_the_server_folders(client, fake_ls, h):
+    h.seed(fake_ls, n=9)
+    setup_and_train(client, fake_ls, h)
+    body = client.get("/versions").get_json()
+    assert list(body) == ["versions"] and body["versions"] == [fake_ls.model_version]
