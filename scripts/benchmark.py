@@ -1,13 +1,13 @@
 """Benchmark: DFauLo against peers from an independent reference model, on seeded fault scenarios.
 
     python scripts/benchmark.py --draw dev --count 6 [--sources mnist digits] [--threads 1]
-    python scripts/benchmark.py --draw test --count 24     # only with the code frozen (committed)
+    python scripts/benchmark.py --draw test --count 24 --frozen   # only with the code frozen (committed)
     python scripts/benchmark.py --markdown [--draw dev]    # the written results as Markdown
     python scripts/benchmark.py --memory 60000             # peak RSS of DFauLo on a generated 60k set
 
 Scenarios come from ``scenarios.py``: the "dev" draw is the one to tune on; the "test" draw is run
-only once the code is frozen (it refuses to run with uncommitted changes in detection/ or in the
-benchmark's scripts, and records the commit). In each scenario the reference CNN of
+only once the code is frozen (it needs --frozen, refuses to run with uncommitted changes in
+detection/ or in the benchmark's scripts, and records the commit). In each scenario the reference CNN of
 ``reference_peers.py`` (a fixed recipe) is trained once: its training wall time is the cost unit,
 and the peers come from it (loss, TracIn, AUM, cleanlab on 5-fold out-of-fold probabilities,
 cleanlab's out-of-distribution score on its features). The project's own model gives two more
@@ -195,6 +195,7 @@ def main(argv=None) -> int:
     p.add_argument("--sources", nargs="+", choices=sorted(SOURCE_LIMITS), help="only scenarios of these sources")
     p.add_argument("--epochs", type=int, default=8, help="the project's own training (the reference's is fixed)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--frozen", action="store_true", help="the code is frozen: required for the test draw")
     p.add_argument("--no-review", action="store_true", help="skip the simulated review loop")
     p.add_argument("--out", type=Path, default=REPO / "benchmark")
     p.add_argument("--markdown", action="store_true", help="instead: print the draw's written results as Markdown")
@@ -211,17 +212,21 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
                "platform": platform.platform(), "date": date.today().isoformat()}
+    commit, dirty = code_state()
+    if args.draw == "test" and not args.frozen:
+        print("error: the test draw is run once, on frozen code, and reported as such; pass --frozen to confirm",
+              file=sys.stderr)
+        return 2
+    if args.draw == "test" and dirty:
+        print(f"error: the test draw runs only on frozen code; commit the changes in {', '.join(FROZEN_PATHS)} first",
+              file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     if args.memory:
         res = {**memory_run(args.memory, epochs=2, seed=0), "machine": machine}
         print(json.dumps(res, indent=1))
         (args.out / "memory.json").write_text(json.dumps(res, indent=1))
         return 0
-    commit, dirty = code_state()
-    if args.draw == "test" and dirty:
-        print(f"error: the test draw runs only on frozen code; commit the changes in {', '.join(FROZEN_PATHS)} first",
-              file=sys.stderr)
-        return 2
     try:
         scenarios = draw_scenarios(args.draw, args.count, sources=args.sources)
     except ValueError as exc:

@@ -153,3 +153,9 @@ def test_summary_reports_the_worst_gap_to_the_best_peer():
            "summary": s, "results": results}
     text = markdown(doc)
     assert "**0.750**" in text and "-0.150" in text and "Worst case of DFauLo AP - best peer AP: **-0.150**" in text
+
+
+def test_the_test_draw_needs_the_frozen_flag(tmp_path, capsys):
+    from benchmark import main
+    assert main(["--draw", "test", "--count", "1", "--out", str(tmp_path / "out")]) == 2
+    assert "--frozen" in capsys.readouterr().err and not (tmp_path / "out").exists()
