@@ -58,6 +58,7 @@ class Config:
     predict_inline_limit: int = setting(100, minimum=0)
     max_image_pixels: int = setting(4096 * 4096, minimum=1)
     max_request_bytes: int = setting(32 * 1024 * 1024, minimum=1)
+    max_open_projects: int = setting(32, minimum=1)
     image_cache_bytes: int = setting(2 * 1024**3, minimum=0)
     local_files_document_root: str = setting("")
     label_studio_media_root: str = setting("")

@@ -267,6 +267,11 @@ class LabelStudioClient:
             params["query"] = json.dumps(query)
         return self.paginate("/api/tasks", params=params, key="tasks", page_size=page_size)
 
+    def get_project(self, project_id: int) -> dict | None:
+        """The project, or None when Label Studio has no such project (or hides it from this key)."""
+        resp = self.request("GET", f"/api/projects/{int(project_id)}", expect=(200, 403, 404))
+        return None if resp.status_code != 200 else self._json(resp)
+
     def get_task(self, task_id: int) -> dict | None:
         """The task, or None when it no longer exists."""
         resp = self.request("GET", f"/api/tasks/{int(task_id)}", expect=(200, 404))

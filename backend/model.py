@@ -52,6 +52,28 @@ def parse_project_id(value) -> int:
     return pid
 
 
+def label_studio_address(config: Config, *, setup_url: str | None,
+                         setup_token: str | None) -> tuple[str, str]:
+    """``(url, key)`` to reach Label Studio: LABEL_STUDIO_URL with the configured key (or the
+    token /setup sent), else the URL and the token of one /setup together. Raises
+    ``LabelStudioError`` when neither is known."""
+    if config.label_studio_url:
+        url, key = config.label_studio_url, config.label_studio_api_key or setup_token
+    else:
+        url, key = setup_url, setup_token
+    if not url or not key:
+        raise LabelStudioError("Label Studio is not reachable: set LABEL_STUDIO_URL and "
+                               "LABEL_STUDIO_API_KEY (or wait for /setup to provide them)")
+    return url, key
+
+
+def setup_address(hostname, access_token) -> tuple[str | None, str | None]:
+    """The Label Studio URL and token a /setup body gives (a URL only with http(s)://)."""
+    if not (isinstance(hostname, str) and hostname.startswith(("http://", "https://"))):
+        return None, None
+    return hostname.rstrip("/"), access_token if isinstance(access_token, str) and access_token else None
+
+
 class SuspicionModel:
     """State and protocol operations of one Label Studio project."""
 
@@ -114,11 +136,11 @@ class SuspicionModel:
                     self.maybe_train(min_interval=0.0)
         elif self._spec is None:
             raise ValueError("label config (schema) is required for a project new to this backend")
-        if isinstance(hostname, str) and hostname.startswith(("http://", "https://")):
+        url, token = setup_address(hostname, access_token)
+        if url is not None:
             # the URL and the token of one /setup go together: a token never goes to a host
             # another /setup named
-            self._setup_url = hostname.rstrip("/")
-            self._setup_token = access_token if isinstance(access_token, str) and access_token else None
+            self._setup_url, self._setup_token = url, token
         return self.model_version or self.initial_version()
 
     def maybe_train(self, *, min_interval: float = 60.0) -> bool:
@@ -210,13 +232,7 @@ class SuspicionModel:
         latest ``/setup`` together, never the configured key (so a ``/setup`` naming another
         host cannot collect it)."""
         cfg = self.config
-        if cfg.label_studio_url:
-            url, key = cfg.label_studio_url, cfg.label_studio_api_key or self._setup_token
-        else:
-            url, key = self._setup_url, self._setup_token
-        if not url or not key:
-            raise LabelStudioError("Label Studio is not reachable: set LABEL_STUDIO_URL and "
-                                   "LABEL_STUDIO_API_KEY (or wait for /setup to provide them)")
+        url, key = label_studio_address(cfg, setup_url=self._setup_url, setup_token=self._setup_token)
         if self._client is None or self._client_for != (url, key):
             self._client = LabelStudioClient(url, key, timeout=cfg.api_timeout,
                                              download_timeout=cfg.download_timeout,

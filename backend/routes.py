@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, jsonify, request
 from .auth import basic_auth_required, check_basic_auth
 from .config import Config
 from .errors import ApiError, refused_as
-from .model import SuspicionModel, parse_project_id
+from .labels import parse_label_config
+from .model import parse_project_id
 from .registry import Projects
 
 WEBHOOK_ACTIONS_WITH_AUTH = ("START_TRAINING",)
@@ -26,10 +27,18 @@ def health():
 @basic_auth_required
 def setup():
     body = json_object()
-    model = project_model(body.get("project"))
+    pid = required_project_id(body.get("project"))
+    label_config = body.get("schema") or body.get("label_config")
+    model = projects().get(pid, create=False)
+    if model is None or label_config:
+        with refused_as(422):  # validated before any state exists for a new project
+            parse_label_config(label_config) if label_config or model is None else None
+    if model is None:
+        model = projects().confirmed(pid, hostname=body.get("hostname"),
+                                     access_token=body.get("access_token"))
     with refused_as(422):
-        version = model.setup(body.get("schema") or body.get("label_config"),
-                              hostname=body.get("hostname"), access_token=body.get("access_token"))
+        version = model.setup(label_config, hostname=body.get("hostname"),
+                              access_token=body.get("access_token"))
     return jsonify(model_version=version)
 
 
@@ -43,8 +52,14 @@ def predict():
     for i, task in enumerate(tasks):
         if not isinstance(task, dict) or not isinstance(task.get("id"), int):
             raise ApiError(f"tasks[{i}] needs an integer 'id'")
-    model = project_model(body.get("project"))
+    pid = required_project_id(body.get("project"))
     label_config = body.get("label_config")
+    model = projects().get(pid, create=False)
+    with refused_as(422):
+        if model is None:
+            parse_label_config(label_config)  # a new project needs a valid config first
+    if model is None:
+        model = projects().confirmed(pid)
     with refused_as(422):
         if label_config or not model.known:
             model.setup(label_config)
@@ -70,8 +85,12 @@ def webhook():
         raise ApiError("'project' is required")
     pid = project_id(body["project"])
     if action == "START_TRAINING":
-        model = projects().get(pid)
         project = body["project"] if isinstance(body["project"], dict) else {}
+        model = projects().get(pid, create=False)
+        if model is None:
+            with refused_as(422):
+                parse_label_config(project.get("label_config"))
+            model = projects().confirmed(pid)
         if project.get("label_config") or not model.known:
             with refused_as(422):
                 model.setup(project.get("label_config"))
@@ -136,8 +155,8 @@ def project_id(raw) -> int:
         return parse_project_id(raw)
 
 
-def project_model(raw_project) -> SuspicionModel:
-    """The model of the project a /setup or /predict body names (created when new)."""
+def required_project_id(raw_project) -> int:
+    """The project id a /setup or /predict body names."""
     if raw_project is None:
         raise ApiError("'project' is required (\"<id>.<timestamp>\")")
-    return projects().get(project_id(raw_project))
+    return project_id(raw_project)

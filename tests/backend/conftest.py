@@ -162,7 +162,8 @@ def make_app(tmp_path, rsps):
 
 
 @pytest.fixture
-def app(make_app):
+def app(make_app, fake_ls):
+    """An app next to the fake Label Studio (which has project 1, so /setup can confirm it)."""
     return make_app()
 
 

@@ -202,7 +202,7 @@ def test_unknown_route_and_method_are_json(client):
     assert resp.status_code == 405 and "error" in resp.get_json()
 
 
-def test_basic_auth_required_where_label_studio_sends_it(make_app, h):
+def test_basic_auth_required_where_label_studio_sends_it(make_app, fake_ls, h):
     app = make_app(basic_auth_user="ls", basic_auth_pass="s3cret")
     client = app.test_client()
     good = {"Authorization": basic("ls", "s3cret")}

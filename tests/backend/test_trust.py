@@ -205,3 +205,38 @@ def test_versions_do_not_show_the_server_folders(client, fake_ls, h):
     setup_and_train(client, fake_ls, h)
     body = client.get("/versions").get_json()
     assert list(body) == ["versions"] and body["versions"] == [fake_ls.model_version]
+
+
+def test_requests_for_projects_label_studio_lacks_create_nothing(client, fake_ls, h, tmp_path):
+    setup = h.payload("setup.json")["body"]
+    predict = h.payload("predict-dm-action.json")["body"]
+    for k in range(2, 40):
+        assert client.post("/setup", json={**setup, "project": f"{k}.1"}).status_code == 404
+        assert client.post("/predict", json={**predict, "project": f"{k}.1",
+                                             "label_config": h.CONFIG_XML}).status_code == 404
+        assert client.post("/setup", json={"project": f"{k}.1", "schema": "<View"}).status_code == 422
+    assert not any((tmp_path / "models").glob("*/state.sqlite3"))
+    assert client.application.extensions["suspicion"].all() == []
+    assert client.post("/setup", json=setup).status_code == 200  # project 1 exists in Label Studio
+    assert [m.project_id for m in client.application.extensions["suspicion"].all()] == [1]
+
+
+def test_an_unreachable_label_studio_is_named_not_a_crash(make_app, h):
+    client = make_app(label_studio_url="http://127.0.0.1:9").test_client()  # nothing listens on 9
+    resp = client.post("/setup", json=h.payload("setup.json")["body"])
+    assert resp.status_code == 503 and "cannot check project 1" in resp.get_json()["error"]
+
+
+def test_at_most_max_open_projects_are_open(make_app, fake_ls, h, tmp_path):
+    for _ in range(4):
+        fake_ls.create_project("more", h.CONFIG_XML)
+    client = make_app(max_open_projects=2).test_client()
+    setup = h.payload("setup.json")["body"]
+    for pid in (1, 2, 3, 4):
+        assert client.post("/setup", json={**setup, "project": f"{pid}.1"}).status_code == 200
+    registry = client.application.extensions["suspicion"]
+    assert [m.project_id for m in registry.all()] == [3, 4]
+    assert len(list((tmp_path / "models").glob("*/state.sqlite3"))) == 4  # closed, not forgotten
+    # a closed project opens again from its state on disk
+    assert client.post("/setup", json={"project": "1.1"}).status_code == 200
+    assert [m.project_id for m in registry.all()] == [1, 4]
