@@ -23,7 +23,7 @@ import base64
 import json
 import threading
 import time
-from typing import Any, Collection, Iterator
+from typing import Any, Collection, Iterator, Sequence
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -336,6 +336,17 @@ class LabelStudioClient:
         """``{model_version: prediction count}`` of ``project``."""
         body = self.get(f"/api/projects/{int(project)}/model-versions/")
         return body if isinstance(body, dict) else {v: None for v in body or []}
+
+    def delete_task_predictions(self, project: int, task_ids: Sequence[int]) -> int:
+        """Delete every prediction (of any version) of the tasks ``task_ids`` with the Data
+        Manager's "Delete predictions" action, in one bounded transaction; returns how many were
+        deleted. No call for an empty list (the action's selection would then mean nothing)."""
+        ids = [int(t) for t in task_ids]
+        if not ids:
+            return 0
+        body = self.post("/api/dm/actions", {"selectedItems": {"all": False, "included": ids}},
+                         params={"id": "delete_tasks_predictions", "project": int(project)})
+        return int((body or {}).get("processed_items", 0)) if isinstance(body, dict) else 0
 
     def delete_model_version(self, project: int, version: str) -> int:
         """Delete every prediction of ``version`` in one call; returns how many were deleted."""

@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 
 from .labels import LabelSpec
+from .reasons import suspect_reason
 from .store import Store
 from .tasks import TaskRow
 
@@ -21,29 +22,57 @@ def published_score(row: TaskRow) -> float:
 
 
 def prediction(row: TaskRow, *, spec: LabelSpec, version: str) -> dict:
-    """One ``import/predictions`` item for a scored row."""
-    return {"task": int(row.task_id), "result": spec.result(int(row.predicted)),
-            "score": published_score(row), "model_version": version}
+    """One ``import/predictions`` item for a scored row: the model's guess, and why the task is
+    suspect when the config has the reason TextArea."""
+    score = published_score(row)
+    result = spec.result(int(row.predicted)) + spec.reason_result(
+        suspect_reason(row, spec=spec, score=score))
+    return {"task": int(row.task_id), "result": result, "score": score, "model_version": version}
+
+
+#: tasks pushed first, before the project switches to the new version: the top of the sort
+TOP_FIRST = 1000
 
 
 def publish_all(store: Store, client, project_id: int, *, spec: LabelSpec, method: str,
-                kind: str, batch: int) -> dict:
-    """Push every scored task under a new model_version, make it the project's version, then
-    delete the predictions of older versions. Returns timings and counts."""
+                kind: str, batch: int, top_first: int = TOP_FIRST) -> dict:
+    """Push every scored task under a new model_version, the top of the new order first.
+
+    1. the ``top_first`` highest-scored tasks get a prediction of the new version, then the
+       project switches to it: the Data Manager, sorted by Prediction score, shows those tasks
+       first, all with new scores (a task without a prediction of the project's version has no
+       score and sorts last), while the rest follows;
+    2. the rest, ``batch`` tasks at a time: their old predictions are deleted (one bounded
+       Data Manager action; nothing else runs a long delete in Label Studio's database), then
+       their new ones pushed;
+    3. what is left of older versions (the top tasks' old predictions, tasks no longer scored)
+       is deleted by version, a small delete.
+    Returns timings and counts.
+    """
     t0 = time.monotonic()
     version = store.begin_version(method=method, kind=kind,
                                   stamp=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
-    preds = [prediction(row, spec=spec, version=version) for row in store.scored_tasks()]
-    created = client.import_predictions(project_id, preds, batch=batch) if preds else 0
-    t_push = time.monotonic()
+    rows = sorted(store.scored_tasks(), key=lambda r: (-published_score(r), r.task_id))
+    top, rest = rows[:top_first], rows[top_first:]
+    created = client.import_predictions(
+        project_id, [prediction(r, spec=spec, version=version) for r in top], batch=batch) if top else 0
     if created:
         # Accepted only once predictions of that version exist, hence after the upload.
         client.set_model_version(project_id, version)
     store.add_version(version, kind=kind, pushed=created)
     t_visible = time.monotonic()
+    replaced = 0
+    for start in range(0, len(rest), batch):
+        chunk = rest[start:start + batch]
+        replaced += client.delete_task_predictions(project_id, [r.task_id for r in chunk])
+        created += client.import_predictions(
+            project_id, [prediction(r, spec=spec, version=version) for r in chunk], batch=batch)
+    store.set_pushed(version, created)
+    t_push = time.monotonic()
     deleted = remove_old_versions(store, client, project_id)
-    return {"model_version": version, "pushed": created, "deleted_old": deleted,
-            "push_seconds": round(t_push - t0, 3), "visible_seconds": round(t_visible - t0, 3),
+    return {"model_version": version, "pushed": created, "top_first": len(top),
+            "replaced_old": replaced, "deleted_old": deleted,
+            "visible_seconds": round(t_visible - t0, 3), "push_seconds": round(t_push - t0, 3),
             "total_seconds": round(time.monotonic() - t0, 3)}
 
 

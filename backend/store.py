@@ -231,6 +231,9 @@ class Store:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('model_version', ?)",
                        (json.dumps(version),))
 
+    def set_pushed(self, version: str, pushed: int) -> None:
+        self._q("UPDATE versions SET pushed=? WHERE version=?", (int(pushed), version))
+
     def old_versions(self) -> list[str]:
         """Versions whose predictions are to be deleted: replaced ones, and ones whose push never
         finished (the process died or the push failed), except the one being pushed now."""

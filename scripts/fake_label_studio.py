@@ -56,6 +56,7 @@ API = [  # (rule, endpoint, methods)
     ("/api/ml", "ml", ["GET"]), ("/api/ml", "create_ml", ["POST"]),
     ("/api/ml/<int:mid>/train", "train", ["POST"]),
     ("/api/webhooks", "webhooks", ["GET"]),
+    ("/api/dm/actions", "dm_action", ["POST"]),
     ("/data/<path:rest>", "media", ["GET"]),
 ]
 
@@ -312,6 +313,22 @@ class FakeLabelStudio:
         self.deleted_versions.append(version)
         self.events.append(Event(time.time(), "deleted", pid, version))
         return _json({"deleted_predictions": before - len(self.predictions)})
+
+    def _dm_action(self, request):
+        """Only "delete_tasks_predictions" on selected tasks (``selectedItems.included``)."""
+        pid = request.args.get("project", type=int)
+        if request.args.get("id") != "delete_tasks_predictions":
+            return _json({"detail": f"the fake has no action {request.args.get('id')!r}"}, 422)
+        selected = (request.get_json() or {}).get("selectedItems") or {}
+        if selected.get("all", True):
+            return _json({"detail": "the fake only deletes predictions of included tasks"}, 422)
+        ids = set(selected.get("included") or [])
+        gone = [p for p in self.predictions if p["project"] == pid and p["task"] in ids]
+        self.predictions = [p for p in self.predictions if not (p["project"] == pid and p["task"] in ids)]
+        for p in gone:
+            self.prediction_counts[(pid, p["model_version"])] -= 1
+        self.events.append(Event(time.time(), "tasks_predictions_deleted", pid, ""))
+        return _json({"processed_items": len(gone), "detail": f"Deleted {len(gone)} predictions"})
 
     def _tasks(self, request):
         pid = request.args.get("project", type=int)
