@@ -4,8 +4,8 @@ No Docker engine is needed: the files are parsed and held to the contract of doc
 the label-studio-ml-backend conventions (non-root user, /health check, port 9090, MODEL_DIR on a
 volume, gunicorn flags, dependencies before code, one requirements file). Environment names are
 checked against what the code reads *now* (backend/config.py is asked, not copied), so renaming a
-setting in the backend without the deployment fails here. The install commands themselves are
-run by .ci/docker_install_check.sh.
+setting in the backend without the deployment fails here. The image itself is built and started
+by .ci/docker_build_check.sh (its host-side checks: image_probe.py, tested in test_image_probe.py).
 """
 from __future__ import annotations
 
@@ -411,6 +411,35 @@ def test_backend_service(services):
     targets = {target: source for source, target, _ in mounts(backend)}
     assert "/data/models" in targets and "/" not in targets["/data/models"]
     assert backend.get("depends_on") and "label-studio" in backend["depends_on"]
+
+
+def _with_defaults(text: str, env: dict[str, str]) -> str:
+    """Compose interpolation of ``${NAME:-default}`` / ``${NAME}`` against ``env``."""
+    def one(m: re.Match) -> str:
+        name, default = m[1], m[3] or ""
+        return env.get(name) or default
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)(:-([^}]*))?\}", one, text)
+
+
+@pytest.mark.parametrize("env, host_ip", [({}, "127.0.0.1"),
+                                          ({"ML_BACKEND_BIND": "0.0.0.0"}, "0.0.0.0")])
+def test_backend_port_is_published_on_loopback_unless_asked(services, env, host_ip):
+    """/setup, /predict and /webhook answer anyone who connects: by default only this host can
+    (Label Studio uses the compose network); ML_BACKEND_BIND publishes it further."""
+    ports = services["ml-backend"]["ports"]
+    assert len(ports) == 1 and isinstance(ports[0], str), ports
+    published = _with_defaults(ports[0], env)
+    assert published.count(":") == 2, f"{ports[0]!r} does not name the host address"
+    assert published.split(":")[0] == host_ip and published.endswith(":9090")
+
+
+def test_docs_say_to_set_basic_auth_when_the_port_is_reachable():
+    for doc in ("README.md", "docs/docker.md", ".env.example"):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        assert "ML_BACKEND_BIND" in text, f"{doc} does not say how the backend port is published"
+        at = text.index("ML_BACKEND_BIND")
+        near = text[max(0, at - 400):at + 600]
+        assert "BASIC_AUTH_USER" in near, f"{doc}: say to set basic auth next to ML_BACKEND_BIND"
 
 
 @pytest.mark.parametrize("name", ["label-studio", "ml-backend"])
