@@ -141,12 +141,16 @@ if [[ "${CHECK_REUSE_IMAGE:-}" == 1 && "${CI:-}" != true ]] && podman image exis
 else
 OLD_ID="$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 T0=$SECONDS
+set +e
 nice -n 10 buildah bud --isolation chroot --pull=never --format docker \
     -v /etc/ssl/certs:/etc/ssl/certs:ro \
     --build-arg "TORCH_INDEX_URL=$TORCH_INDEX" \
-    -f "$CONTEXT/Dockerfile" -t "$IMAGE" "$CONTEXT" 2>&1 | tee "$WORK/build.log" | grep --line-buffered -E '^(STEP|COMMIT|Error|error)|Successfully installed' \
-    || true
-[[ ${PIPESTATUS[0]} -eq 0 ]] || { tail -30 "$WORK/build.log"; fail "the image build failed (see above)"; }
+    -f "$CONTEXT/Dockerfile" -t "$IMAGE" "$CONTEXT" 2>&1 | tee "$WORK/build.log" \
+    | grep --line-buffered -E '^(STEP|COMMIT|Error|error)|Successfully installed'
+BUILD_RC=${PIPESTATUS[0]}
+set -e
+# (a failed build leaves the previous image under the tag: it must never be checked instead)
+[[ $BUILD_RC -eq 0 ]] || { tail -5 "$WORK/build.log"; fail "the image build failed (buildah exit code $BUILD_RC)"; }
 BUILD_SECONDS=$((SECONDS - T0))
 NEW_ID="$(podman image inspect --format '{{.Id}}' "$IMAGE")"
 [[ -n "$OLD_ID" && "$OLD_ID" != "$NEW_ID" ]] && buildah rmi "$OLD_ID" >/dev/null 2>&1 || true
