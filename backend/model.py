@@ -20,7 +20,7 @@ from .ls_client import LabelStudioClient, LabelStudioError
 from .media import MediaReader
 from .publish import published_score
 from .store import Store
-from .tasks import TaskRow, replay_verdicts
+from .tasks import TaskRow, is_fault, replay_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +285,10 @@ class SuspicionModel:
         out = {"project": self.project_id, "model_version": self.model_version,
                "method": self.config.detection_method}
         out.update(self.store.counts())
+        verdicts = self.store.latest_verdicts()
+        rows = self.store.lookup([v.task_id for v in verdicts])
+        faults = sum(is_fault(v, rows[v.task_id]) for v in verdicts if v.task_id in rows)
+        out.update(verdicts_fault=faults, verdicts_clean=len(verdicts) - faults)
         if self.worker:
             out.update(self.worker.status())
         job = self.store.last_job("train")
@@ -292,7 +296,8 @@ class SuspicionModel:
             out["last_training"] = {"state": job["state"], "started": job["started"],
                                     "finished": job["finished"],
                                     "duration": (round(job["finished"] - job["started"], 3)
-                                                 if job["finished"] else None)}
+                                                 if job["finished"] else None),
+                                    "report": self.store.get("last_training")}
         last = self.store.last_job()
         out["last_error"] = next((j["error"] for j in [last] if j and j["error"]), None)
         if self.worker and self.worker.last_error:
