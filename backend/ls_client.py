@@ -292,6 +292,8 @@ class LabelStudioClient:
         full = urljoin(self.url + "/", url) if url.startswith("/") and not url.startswith("//") else url
         if not same_origin(full, self.url):
             raise ValueError(f"refusing to fetch {url!r}: images are fetched only from {self.url}")
+        if urlsplit(full).path.startswith("/api/"):  # the token would act on the API, not fetch media
+            raise ValueError(f"refusing to fetch {url!r}: an API path is not an image")
         deadline = time.monotonic() + self.download_timeout
         try:
             resp = self.session.get(full, headers=self.auth_header(), stream=True,

@@ -8,11 +8,13 @@ Each job is recorded in the store; a job left ``running`` by a crash is re-run o
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 
 from .feedback import apply_verdicts, score_created_tasks, verdicts_due
 from .hints import process_hints
+from .ls_client import LabelStudioError
 from .training import run_training
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 TASK_HINTS_PER_PASS = 100_000
 #: longest wait between retries after consecutive failures
 MAX_BACKOFF_SECONDS = 60.0
+#: failures that pass by themselves: a training that meets one is queued again
+PASSING_FAILURES = (LabelStudioError, OSError, sqlite3.Error)
 
 
 class ProjectWorker:
@@ -164,12 +168,17 @@ class ProjectWorker:
                 self._cond.wait(timeout=min(MAX_BACKOFF_SECONDS, 2.0 ** (self._failures - 1)))
 
     def _run(self, kind: str, fn, *, record: bool = True) -> bool:
+        """Run one job, recorded in the store. A training that fails for a passing reason (Label
+        Studio unreachable, the disk full or read-only) is queued again after the back-off, so
+        a Start Training answered "queued" never vanishes; one that fails on the data (no
+        tasks, a bad label config) waits for the next trigger."""
         store = self.model.store
-        job_id = store.start_job(kind) if record else None
+        job_id = None
         with self._cond:
             self.state = {"train": "training", "feedback": "applying verdicts",
                           "score_new": "scoring new tasks", "hints": "reading annotations"}[kind]
         try:
+            job_id = store.start_job(kind) if record else None
             self.last_report = fn()
             if job_id is not None:
                 store.finish_job(job_id)
@@ -181,8 +190,14 @@ class ProjectWorker:
             msg = f"{kind} failed: {type(exc).__name__}: {exc}"
             log.exception("project %s: %s", self.model.project_id, msg)
             self.last_error = msg
-            if job_id is not None:
-                store.finish_job(job_id, error=msg)
+            if kind == "train" and isinstance(exc, PASSING_FAILURES):
+                with self._cond:
+                    self._train = True
+            try:
+                if job_id is not None:
+                    store.finish_job(job_id, error=msg)
+            except (sqlite3.Error, OSError):
+                log.exception("project %s: could not record the failure", self.model.project_id)
             self._back_off()
             return False
         finally:

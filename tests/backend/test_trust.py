@@ -3,6 +3,7 @@ meant to, bad project ids and hostile images are refused, and broken state recov
 from __future__ import annotations
 
 import io
+import sqlite3
 import struct
 import threading
 import zlib
@@ -240,3 +241,32 @@ def test_at_most_max_open_projects_are_open(make_app, fake_ls, h, tmp_path):
     # a closed project opens again from its state on disk
     assert client.post("/setup", json={"project": "1.1"}).status_code == 200
     assert [m.project_id for m in registry.all()] == [1, 4]
+
+
+def test_image_urls_that_are_api_paths_are_not_fetched_with_the_token(fake_ls, h):
+    from backend.ls_client import LabelStudioClient
+    client = LabelStudioClient(h.LS, "legacy-token-123")
+    for url in ("/api/projects/1", f"{h.LS}/api/current-user/whoami", "/api/../api/projects"):
+        with pytest.raises(ValueError, match="API path"):
+            client.download(url)
+    assert not fake_ls.calls_to("GET", "/api/projects/1")
+
+
+def test_a_start_training_survives_an_unwritable_store(client, fake_ls, h, monkeypatch):
+    h.seed(fake_ls, n=9)
+    assert client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML}).status_code == 200
+    model = client.application.extensions["suspicion"].get(1)
+    real_start, failures = model.store.start_job, []
+
+    def full_disk(kind):
+        if len(failures) < 2:
+            failures.append(kind)
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_start(kind)
+    monkeypatch.setattr(model.store, "start_job", full_disk)
+    answer = client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).get_json()
+    assert answer["queued"] == "training"
+    assert h.wait_for(lambda: failures == ["train", "train"] and "disk is full" in
+                      (model.status()["last_error"] or ""), timeout=10)
+    assert h.wait_for(lambda: fake_ls.model_version is not None and model.worker.idle(), timeout=20)
+    assert model.status()["last_error"] is None
