@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
-from detection import METHODS
+from detection import DEVICES, METHODS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -59,6 +59,7 @@ class Config:
     max_image_pixels: int = setting(4096 * 4096, minimum=1)
     max_request_bytes: int = setting(32 * 1024 * 1024, minimum=1)
     max_open_projects: int = setting(32, minimum=1)
+    device: str = setting("auto", choices=DEVICES)
     image_cache_bytes: int = setting(2 * 1024**3, minimum=0)
     local_files_document_root: str = setting("")
     label_studio_media_root: str = setting("")

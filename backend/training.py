@@ -56,7 +56,8 @@ def run_training(model) -> dict:
                          f"need at least 2 to train")
     y = class_indices([readable[i] for i in labeled_pos], spec)
     ranker = model.ranker_cls.fit(x[labeled_pos], y, num_classes=len(spec.choices),
-                                  method=cfg.detection_method, seed=cfg.seed, epochs=cfg.train_epochs)
+                                  method=cfg.detection_method, seed=cfg.seed, epochs=cfg.train_epochs,
+                                  device=cfg.device)
     t_fit = time.monotonic()
     save_base(model, ranker)
     for item, pos in enumerate(labeled_pos):

@@ -7,3 +7,6 @@ answer a bad one at once.
 
 METHODS = ("dfaulo", "tracin", "loss")
 """The ranking methods ``SuspicionRanker.fit`` accepts."""
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Where training runs: "auto" (CUDA when torch sees a GPU, else the CPU), "cpu" or "cuda"."""

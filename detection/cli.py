@@ -17,7 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import METHODS
+from . import DEVICES, METHODS
 
 
 def check_arguments(root: Path, *, out: Path, epochs: int | None, grid: Path | None, top: int) -> None:
@@ -50,7 +50,7 @@ def writable_file(path: Path, *, option: str) -> None:
 
 
 def rank_folder(root: Path, *, out: Path, method: str, seed: int, epochs: int | None,
-                grid: Path | None, top: int, progress: bool = True) -> dict:
+                grid: Path | None, top: int, progress: bool = True, device: str = "cpu") -> dict:
     """Load ``root``, fit the ranker, write ``out`` (path,label,score sorted by score descending)
     and optionally a grid picture of the ``top`` suspects. Returns a small summary."""
     import numpy as np
@@ -67,7 +67,7 @@ def rank_folder(root: Path, *, out: Path, method: str, seed: int, epochs: int | 
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     ranker = SuspicionRanker.fit(data.x, data.y, num_classes=data.num_classes, method=method, seed=seed,
-                                 epochs=epochs, progress=progress)
+                                 epochs=epochs, progress=progress, device=device)
     order = np.argsort(-ranker.scores, kind="stable")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as fh:
@@ -96,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     rank.add_argument("--grid", type=Path, default=None, help="PNG of the top suspects (given>guessed label)")
     rank.add_argument("--top", type=int, default=32, help="how many suspects the grid shows")
     rank.add_argument("--quiet", action="store_true", help="no progress bars")
+    rank.add_argument("--device", choices=DEVICES, default="auto",
+                      help="where training runs (auto: CUDA when available, else the CPU)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
         check_arguments(args.dir, out=args.out, epochs=args.epochs, grid=args.grid, top=args.top)
         info = rank_folder(args.dir, out=args.out, method=args.method, seed=args.seed, epochs=args.epochs,
-                           grid=args.grid, top=args.top, progress=not args.quiet)
+                           grid=args.grid, top=args.top, progress=not args.quiet, device=args.device)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -156,23 +156,25 @@ def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) 
 
 
 def _fine_tune(base: nn.Module, x: np.ndarray, y: np.ndarray, *, keep: np.ndarray, num_classes: int,
-               epochs: int, lr: float, seed: int) -> dict:
+               epochs: int, lr: float, seed: int, device: str = "cpu") -> dict:
     mutant = copy.deepcopy(base)
     train_model(x[keep], y[keep], num_classes=num_classes, epochs=epochs, lr=lr, seed=seed,
-                model=mutant, warmup=False)
+                model=mutant, warmup=False, device=device)
     return copy.deepcopy(mutant.state_dict())
 
 
 def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Module,
                checkpoints: list[Checkpoint], alpha: float = 0.05,
                mutant_epochs: int = 1, mutant_lr: float = 0.01, seed: int = 0,
-               progress: bool = False, timings: dict | None = None) -> tuple[DFauLoModels, ModelOutputs]:
+               progress: bool = False, timings: dict | None = None,
+               device: str = "cpu") -> tuple[DFauLoModels, ModelOutputs]:
     """Views, mutants and outputs of all items, around an already trained original model.
 
     ``x`` (N, C, H, W) and ``y`` (N,) are the training items; ``model`` was trained on them and
     ``checkpoints`` are its training checkpoints (their outputs become features).
     Returns the fitted models and the outputs of every item. ``timings`` (optional) receives the
-    seconds each stage took.
+    seconds each stage took. ``device``: where the mutants are fine-tuned (see
+    ``train.resolve_device``).
     """
     bar = None
     last = [time.perf_counter()]
@@ -205,7 +207,8 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
     for v, s in enumerate(view_scores):
         in_view = top_per_class(s, y, num_classes=num_classes, alpha=alpha)
         mutant_states.append(_fine_tune(model, x, y, keep=~in_view, num_classes=num_classes,
-                                        epochs=mutant_epochs, lr=mutant_lr, seed=seed + 1 + v))
+                                        epochs=mutant_epochs, lr=mutant_lr, seed=seed + 1 + v,
+                                        device=device))
         tick(f"mutant {VIEW_NAMES[v]}")
     models = DFauLoModels(
         input_shape=tuple(int(s) for s in x.shape[1:]), num_classes=num_classes,

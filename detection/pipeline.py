@@ -83,11 +83,12 @@ class SuspicionRanker:
     @classmethod
     def fit(cls, x, y, *, num_classes: int, method: str = "dfaulo", seed: int = 0,
             epochs: int | None = None, progress: bool = False, base=None,
-            initial: str = "vote") -> "SuspicionRanker":
+            initial: str = "vote", device: str = "cpu") -> "SuspicionRanker":
         """Train a model on ``x`` (N, C, H, W) float32 in [0, 1] with labels ``y`` (N,) in
         0..num_classes-1 and score every item. ``base`` (a ``TrainResult`` on the same data)
         skips training, so several methods can share one model. ``initial`` picks DFauLo's ranker
-        before any verdict: "vote" (views vote, default) or "synthetic" (the paper's)."""
+        before any verdict: "vote" (views vote, default) or "synthetic" (the paper's). ``device``:
+        where training runs ("cpu", "cuda", or "auto" for CUDA when available)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         if initial not in INITIAL_RANKERS:
@@ -99,14 +100,14 @@ class SuspicionRanker:
         timings = {}
         if base is None:
             base = train_model(x, y, num_classes=num_classes, epochs=epochs or DEFAULT_EPOCHS, seed=seed,
-                               progress=progress)
+                               progress=progress, device=device)
         timings["train"] = base.seconds
         checkpoints = thin_checkpoints(base.checkpoints, keep=CHECKPOINTS)
         t1 = time.perf_counter()
         if method == "dfaulo":
             stages: dict = {}
             models, outputs = fit_dfaulo(x, y, num_classes=num_classes, model=base.model, checkpoints=checkpoints,
-                                         seed=seed, progress=progress, timings=stages)
+                                         seed=seed, progress=progress, timings=stages, device=device)
             timings["dfaulo_stages"] = stages
             features = build_features(outputs, y, models)
             reference = vote_reference(features, models)

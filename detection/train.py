@@ -7,7 +7,6 @@ nothing extra.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import DEVICES
 from .models import build_model
 
 
@@ -71,16 +71,31 @@ def _augment(xb: torch.Tensor, gen: torch.Generator, *, shift: int = 2, flip: bo
     return out.contiguous()
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when torch sees a GPU, else the CPU; ``"cpu"``; ``"cuda"`` (a clear
+    ``ValueError`` when there is no GPU)."""
+    if name not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for, but torch sees no CUDA GPU (use 'auto' or 'cpu')")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
 def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int = 8,
                 batch_size: int | None = None, lr: float = 0.05, weight_decay: float = 5e-4,
                 seed: int = 0, augment: bool = True, model: nn.Module | None = None,
-                warmup: bool = True, progress: bool = False, desc: str = "training") -> TrainResult:
+                warmup: bool = True, progress: bool = False, desc: str = "training",
+                device: str = "cpu") -> TrainResult:
     """Train a classifier on ``x`` (N, C, H, W) float32 and ``y`` (N,) int with SGD + momentum and a
     warm-up/cosine schedule; keep one checkpoint per epoch with its mean learning rate.
 
     ``model`` (optional) is trained in place (fine-tuning); otherwise ``build_model`` makes one.
     ``batch_size`` defaults to 128, smaller for small sets (N // 20, at least 16) so that a few
-    hundred items still get enough optimizer steps.
+    hundred items still get enough optimizer steps. ``device`` ("cpu", "cuda" or "auto", see
+    ``resolve_device``) is where the optimizer steps run; the model comes back on the CPU and
+    checkpoints are kept there, so everything after training is the same on either device.
     """
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
@@ -90,8 +105,10 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
     start = time.perf_counter()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    dev = resolve_device(device)
     if model is None:
         model = build_model(x.shape[1:], num_classes)
+    model.to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     n = len(x)
     if batch_size is None:
@@ -124,7 +141,7 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
             xb = xt[idx]
             if augment:
                 xb = _augment(xb, gen, flip=flip)
-            yb = yt[idx]
+            xb, yb = xb.to(dev), yt[idx].to(dev)
             cur = lr_at(step)
             for g in opt.param_groups:
                 g["lr"] = cur
@@ -139,16 +156,17 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
                 p[torch.arange(len(yb)), yb] -= 1.0
                 term = p.pow(2).sum(1) * (h.pow(2).sum(1) + 1.0)
             nidx = idx.numpy()
-            visit_loss[nidx, epoch] = losses.detach().numpy()
-            visit_tracin[nidx] += cur * term.numpy()
+            visit_loss[nidx, epoch] = losses.detach().cpu().numpy()
+            visit_tracin[nidx] += cur * term.cpu().numpy()
             lrs.append(cur)
             step += 1
             if bar is not None:
                 bar.update(1)
-        checkpoints.append(Checkpoint(state=copy.deepcopy(model.state_dict()), lr=float(np.mean(lrs)), epoch=epoch))
+        state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        checkpoints.append(Checkpoint(state=state, lr=float(np.mean(lrs)), epoch=epoch))
     if bar is not None:
         bar.close()
-    model.eval()
+    model.to("cpu").eval()
     return TrainResult(model=model, checkpoints=checkpoints, visit_loss=visit_loss,
                        visit_tracin=visit_tracin, seconds=time.perf_counter() - start)
 

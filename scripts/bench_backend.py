@@ -97,7 +97,8 @@ class StandInRanker:
     verdict_count = property(lambda self: len(self.verdicts))
 
     @classmethod
-    def fit(cls, x, y, *, num_classes, method="loss", seed=0, epochs=None, progress=False):
+    def fit(cls, x, y, *, num_classes, method="loss", seed=0, epochs=None, progress=False,
+            device="cpu"):
         m = x.reshape(len(x), -1).mean(1)
         time.sleep(2.0)  # pretend to train
         return cls((m - m.min()) / (np.ptp(m) or 1), y, num_classes, x.shape[1:], method)

@@ -32,6 +32,7 @@ class FakeRanker:
     mean of its labeled class, scaled to [0, 1]; verdicts move faults up and clean items down."""
 
     instances = 0
+    devices: list = []  # the device each fit was asked to use
 
     def __init__(self, scores, predicted, num_classes, input_shape, method):
         self.base = np.asarray(scores, dtype=np.float64)
@@ -46,8 +47,10 @@ class FakeRanker:
         return len(self.verdicts)
 
     @classmethod
-    def fit(cls, x, y, *, num_classes, method="dfaulo", seed=0, epochs=None, progress=False):
+    def fit(cls, x, y, *, num_classes, method="dfaulo", seed=0, epochs=None, progress=False,
+            device="cpu"):
         FakeRanker.instances += 1
+        FakeRanker.devices.append(device)
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y)
         means = x.reshape(len(x), -1).mean(axis=1)

@@ -36,7 +36,8 @@ def base_type(annotation):
     return args[0] if args else annotation
 
 
-STRING_SAMPLES = {"label_studio_url": "http://ls:8080", "log_level": "DEBUG", "detection_method": "loss"}
+STRING_SAMPLES = {"label_studio_url": "http://ls:8080", "log_level": "DEBUG", "detection_method": "loss",
+                  "device": "cpu"}
 
 
 @pytest.mark.parametrize("name", [f.name for f in env_fields()])

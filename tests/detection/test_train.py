@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from detection.models import SmallResNet, build_model
 from detection.train import predict, train_model
@@ -21,3 +22,26 @@ def test_color_input_gets_a_resnet_that_trains():
     assert isinstance(build_model((3, 32, 32), 2), SmallResNet)
     r = train_model(x, y, num_classes=2, epochs=8, seed=0, batch_size=16)
     assert (predict(r.model, x)[0].argmax(1) == y).mean() > 0.9
+
+
+def test_device_choice_is_checked_and_cpu_training_is_unchanged():
+    import torch
+
+    from detection.train import resolve_device, train_model
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be one of"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 4, 64)
+    a = train_model(x, y, num_classes=4, epochs=1, seed=3)
+    b = train_model(x, y, num_classes=4, epochs=1, seed=3, device="auto")
+    same = all(torch.equal(a.checkpoints[0].state[k], b.checkpoints[0].state[k].cpu())
+               for k in a.checkpoints[0].state)
+    assert same or torch.cuda.is_available()  # bit for bit on the CPU
+    assert all(v.device.type == "cpu" for v in b.checkpoints[0].state.values())
+    assert next(b.model.parameters()).device.type == "cpu"  # scoring runs on the CPU either way
