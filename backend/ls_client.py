@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from typing import Any, Collection, Iterator, Sequence
@@ -267,6 +268,45 @@ class LabelStudioClient:
             params["query"] = json.dumps(query)
         return self.paginate("/api/tasks", params=params, key="tasks", page_size=page_size)
 
+    def list_tasks_for_training(self, project: int, *, timeout: float = 1800.0,
+                                poll: float = 0.5) -> list[dict]:
+        """Every task of ``project`` with ``id``, ``data`` and its annotations (``id``,
+        ``updated_at``, ``result``, ``was_cancelled``...), the shape :meth:`iter_tasks` gives,
+        from one export snapshot: the fastest complete listing measured on Label Studio 1.23.2
+        (``benchmark/listing.json``: 10,000 tasks in about a third of the ``fields=all`` pages'
+        time). The snapshot (``POST /api/projects/<id>/exports/``; built inside that request
+        without Redis, polled until completed with it) is downloaded as JSON and deleted.
+
+        Falls back to :meth:`iter_tasks` when Label Studio has no snapshot export or refuses it
+        (403/404/405), when the snapshot fails, and when a task's data holds a cloud storage URI
+        (``s3://...``: only the task API resolves those into URLs Label Studio serves)."""
+        pid = int(project)
+        resp = self.request("POST", f"/api/projects/{pid}/exports/", expect=(200, 201, 403, 404, 405),
+                            json=_SNAPSHOT_OPTIONS)
+        snap = self._json(resp) if resp.status_code in (200, 201) else None
+        if not isinstance(snap, dict) or not isinstance(snap.get("id"), int):
+            return list(self.iter_tasks(pid))
+        sid = snap["id"]
+        try:
+            deadline = time.monotonic() + timeout
+            while snap.get("status") not in ("completed", "failed"):
+                if time.monotonic() > deadline:
+                    raise LabelStudioError(f"the export snapshot {sid} of project {pid} was not "
+                                           f"completed within {timeout:.0f} s")
+                time.sleep(poll)
+                snap = self.get(f"/api/projects/{pid}/exports/{sid}") or {}
+            if snap["status"] != "completed":
+                return list(self.iter_tasks(pid))
+            tasks = self.get(f"/api/projects/{pid}/exports/{sid}/download",
+                             params={"exportType": "JSON"})
+        finally:
+            self.request("DELETE", f"/api/projects/{pid}/exports/{sid}", expect=(200, 204, 404))
+        if not isinstance(tasks, list):
+            raise LabelStudioError(f"the export snapshot {sid} of project {pid} is not a task list")
+        if any(_has_storage_uri(t.get("data")) for t in tasks if isinstance(t, dict)):
+            return list(self.iter_tasks(pid))
+        return tasks
+
     def get_project(self, project_id: int) -> dict | None:
         """The project, or None when Label Studio has no such project (or hides it from this key)."""
         resp = self.request("GET", f"/api/projects/{int(project_id)}", expect=(200, 403, 404))
@@ -358,6 +398,26 @@ class LabelStudioClient:
             return int((self._json(resp) or {}).get("deleted_predictions", 0))
         except (ValueError, AttributeError, LabelStudioError):
             return 0
+
+
+#: an export snapshot of every task with every annotation (skipped and ground truth too) and
+#: only the ids of drafts, predictions and annotators
+_SNAPSHOT_OPTIONS = {
+    "title": "ML backend training listing",
+    "task_filter_options": {},
+    "annotation_filter_options": {"usual": True, "ground_truth": True, "skipped": True},
+    "serialization_options": {"drafts": {"only_id": True}, "predictions": {"only_id": True},
+                              "annotations__completed_by": {"only_id": True}},
+}
+_STORAGE_URI = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def _has_storage_uri(data: Any) -> bool:
+    """True when a value of a task's ``data`` is a URI other than http(s) (``s3://``, ``gs://``)."""
+    if not isinstance(data, dict):
+        return False
+    return any(isinstance(v, str) and _STORAGE_URI.match(v) and not v.lower().startswith(("http://", "https://"))
+               for v in data.values())
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -28,7 +28,7 @@ def run_training(model) -> dict:
     client = model.client()
     if model.worker is not None:
         model.worker.training_read_tasks()
-    tasks = list(client.iter_tasks(model.project_id))
+    tasks = client.list_tasks_for_training(model.project_id)
     t_list = time.monotonic()
     if not tasks:
         raise ValueError(f"project {model.project_id} has no tasks yet: import labeled images, "

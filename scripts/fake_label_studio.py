@@ -49,6 +49,10 @@ API = [  # (rule, endpoint, methods)
     ("/api/projects/<int:pid>/import/predictions", "import_predictions", ["POST"]),
     ("/api/projects/<int:pid>/model-versions", "model_versions", ["GET"]),
     ("/api/projects/<int:pid>/model-versions", "delete_version", ["DELETE"]),
+    ("/api/projects/<int:pid>/exports", "create_export", ["POST"]),
+    ("/api/projects/<int:pid>/exports/<int:sid>", "export", ["GET"]),
+    ("/api/projects/<int:pid>/exports/<int:sid>", "delete_export", ["DELETE"]),
+    ("/api/projects/<int:pid>/exports/<int:sid>/download", "download_export", ["GET"]),
     ("/api/tasks", "tasks", ["GET"]), ("/api/tasks/<int:tid>", "task", ["GET"]),
     ("/api/annotations/<int:aid>", "annotation", ["GET"]),
     ("/api/storages/localfiles", "storages", ["GET"]),
@@ -100,6 +104,7 @@ class FakeLabelStudio:
         self.prediction_counts: Counter = Counter()  # (project, model_version) -> count
         self.deleted_versions: list[str] = []
         self.storages: list[dict] = []
+        self.exports: dict[int, list[dict]] = {}  # export snapshot id -> its tasks
         self.ml: list[dict] = []
         self.webhooks: list[dict] = []
         self.trained: list[int] = []               # ML backend ids Start Training was pressed for
@@ -113,6 +118,7 @@ class FakeLabelStudio:
         self.drop_tasks = 0              # create this many fewer tasks than sent
         self.create_webhook = True       # what Label Studio does when a backend is connected
         self.setup_timeouts = 0          # answer this many POST /api/ml with the /setup timeout
+        self.snapshot_exports = True     # False: POST .../exports/ answers 404 (no snapshots)
         self._ids: Counter = Counter()
         self._lock = threading.RLock()
         self._map = Map([Rule(r, endpoint=e, methods=m) for r, e, m in API], strict_slashes=False)
@@ -329,6 +335,30 @@ class FakeLabelStudio:
             self.prediction_counts[(pid, p["model_version"])] -= 1
         self.events.append(Event(time.time(), "tasks_predictions_deleted", pid, ""))
         return _json({"processed_items": len(gone), "detail": f"Deleted {len(gone)} predictions"})
+
+    def _create_export(self, request, pid):
+        """An export snapshot of every task with its annotations, completed at once (Label
+        Studio without Redis builds it inside the request)."""
+        if not self.snapshot_exports or pid not in self.projects:
+            return _json({"detail": "Not found."}, 404)
+        sid = self._new_id("export")
+        self.exports[sid] = json.loads(json.dumps(self.project_tasks(pid)))
+        return _json({"id": sid, "status": "completed", "title": "", "counters": {
+            "task_number": len(self.exports[sid])}}, 201)
+
+    def _export(self, request, pid, sid):
+        if sid not in self.exports:
+            return _json({"detail": "Not found."}, 404)
+        return _json({"id": sid, "status": "completed"})
+
+    def _download_export(self, request, pid, sid):
+        if sid not in self.exports or request.args.get("exportType", "JSON") != "JSON":
+            return _json({"detail": "Not found."}, 404)
+        return _json(self.exports[sid])
+
+    def _delete_export(self, request, pid, sid):
+        self.exports.pop(sid, None)
+        return Response(status=204)
 
     def _tasks(self, request):
         pid = request.args.get("project", type=int)

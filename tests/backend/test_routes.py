@@ -23,10 +23,11 @@ def test_health_answers_up(client, h):
     assert resp.get_json()["status"] == "UP"
 
 
-def test_setup_and_start_training_answer_before_any_training_work(client, rsps, h):
+def test_setup_and_start_training_answer_before_any_training_work(client, rsps, h, fake_ls):
     """/setup (Label Studio gives it 3 s) and Start Training answer without waiting for a
-    training: they answer while the job is held inside its first Label Studio call."""
+    training: they answer while the job is held inside its task listing."""
     listing, release = threading.Event(), threading.Event()
+    fake_ls.snapshot_exports = False  # the listing falls back to GET /api/tasks, held below
 
     def held_task_list(request):
         listing.set()
