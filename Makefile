@@ -39,7 +39,8 @@ test: venv fashion
 # Installed with apt-get when its idx files are missing (through sudo when not root).
 fashion:
 	@test -e $(FASHION_DIR)/train-images-idx3-ubyte.gz || test -e $(FASHION_DIR)/train-images-idx3-ubyte || \
-	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y dataset-fashion-mnist
+	  { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -q && \
+	    $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -q dataset-fashion-mnist; }
 
 benchmark-dev: venv fashion
 	nice -n 15 $(VENV)/bin/python scripts/benchmark.py --draw dev --count 6
