@@ -9,12 +9,28 @@ One rule for every reader and writer of a config (the backend, the import script
 :func:`label_config` builds a config that :func:`parse_label_config` reads back with the same
 choices in the same order; :meth:`LabelSpec.result` builds the result of an annotation or a
 prediction choosing one class.
+
+The config :func:`label_config` builds has two more controls for the reviewer (both optional in a
+project's config, and ignored by the ranking):
+- a confirm control, ``<Choices name="review">`` with one choice ``label is right`` (hotkey ``r``):
+  ticking it is a change, so Label Studio enables *Update* and saves the annotation; its class
+  choice unchanged, that save is a clean verdict;
+- a ``<TextArea name="suspect_reason">`` that predictions fill with why the task is suspect (the
+  spec's ``reason_name``; the reviewer's own annotation never gets it).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
 from xml.etree import ElementTree
+
+#: the confirm control: a one-choice Choices whose tick makes an unchanged label savable
+CONFIRM_NAME = "review"
+CONFIRM_CHOICE = "label is right"
+CONFIRM_HOTKEY = "r"
+#: the TextArea predictions write the reason a task is suspect into
+REASON_NAME = "suspect_reason"
+REASON_PLACEHOLDER = "why the task is suspect: on the model's prediction tab (left of yours)"
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,8 @@ class LabelSpec:
     to_name: str
     image_key: str
     choices: tuple[str, ...]
+    #: name of the config's ``<TextArea name="suspect_reason">`` on the image, None without one
+    reason_name: str | None = None
 
     def index(self, label: str) -> int:
         """The class index of the choice ``label``; ``ValueError`` when it is not a choice."""
@@ -42,6 +60,13 @@ class LabelSpec:
         """A Label Studio annotation or prediction result choosing class ``class_index``."""
         return [{"from_name": self.from_name, "to_name": self.to_name, "type": "choices",
                  "value": {"choices": [self.choices[class_index]]}}]
+
+    def reason_result(self, text: str) -> list[dict]:
+        """The prediction result writing ``text`` into the reason TextArea (empty without one)."""
+        if self.reason_name is None:
+            return []
+        return [{"from_name": self.reason_name, "to_name": self.to_name, "type": "textarea",
+                 "value": {"text": [text]}}]
 
     def label_of(self, result: list | None) -> str | None:
         """The chosen value in an annotation ``result`` for this Choices tag, or None."""
@@ -90,28 +115,41 @@ def parse_label_config(xml: str) -> LabelSpec:
         _check_choices(choices, where=f"<Choices name=\"{el.get('name')}\">")
         if not images[to_name]:
             raise ValueError(f"<Image name=\"{to_name}\"> has no value=\"$field\"")
+        reason = next((t.get("name") for t in root.iter("TextArea")
+                       if t.get("name") == REASON_NAME and t.get("toName") == to_name), None)
         return LabelSpec(from_name=el.get("name", ""), to_name=to_name,
-                         image_key=images[to_name], choices=choices)
+                         image_key=images[to_name], choices=choices, reason_name=reason)
     raise ValueError("label config has no <Choices toName=...> pointing at an <Image>; "
                      "this backend ranks image classification labels")
 
 
-def label_config(choices: Sequence[str]) -> str:
-    """An Image + single Choices label config, one choice per entry of ``choices`` in that order.
+def label_config(choices: Sequence[str], *, confirm: bool = True, reason: bool = True) -> str:
+    """An Image + single Choices label config, one choice per entry of ``choices`` in that order,
+    followed by the confirm control (``confirm``) and the reason TextArea (``reason``).
 
-    Its spec: ``from_name="label"``, ``to_name="image"``, ``image_key="image"``. ``ValueError``
-    for fewer than two choices, a repeated or an empty one.
+    Its spec: ``from_name="label"``, ``to_name="image"``, ``image_key="image"``. A choice that is
+    a single digit has that digit as its hotkey (Label Studio would otherwise number the choices
+    1, 2, ... from the first, so that 1 picks "0"); Label Studio gives the others keys still
+    free. ``ValueError`` for
+    fewer than two choices, a repeated or an empty one.
     """
     choices = tuple(choices)
     if not all(isinstance(c, str) and c for c in choices):
         raise ValueError(f"choices must be non-empty strings, got {list(choices)}")
     _check_choices(choices, where="a label config")
     view = ElementTree.Element("View")
-    ElementTree.SubElement(view, "Image", name="image", value="$image", zoom="true")
+    ElementTree.SubElement(view, "Image", name="image", value="$image", zoom="true", maxWidth="360px")
     group = ElementTree.SubElement(view, "Choices", name="label", toName="image",
                                    choice="single-radio", showInline="true")
     for choice in choices:
-        ElementTree.SubElement(group, "Choice", value=choice)
+        ElementTree.SubElement(group, "Choice", value=choice, **({"hotkey": choice} if len(choice) == 1 and choice in "0123456789" else {}))
+    if confirm:
+        review = ElementTree.SubElement(view, "Choices", name=CONFIRM_NAME, toName="image",
+                                        choice="multiple", showInline="true")
+        ElementTree.SubElement(review, "Choice", value=CONFIRM_CHOICE, hotkey=CONFIRM_HOTKEY)
+    if reason:
+        ElementTree.SubElement(view, "TextArea", name=REASON_NAME, toName="image", rows="1",
+                               maxSubmissions="1", placeholder=REASON_PLACEHOLDER)
     ElementTree.indent(view)
     return ElementTree.tostring(view, encoding="unicode")
 
