@@ -35,6 +35,8 @@ LS_SETTINGS = {
     "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN", "ML_BLOCK_LOCAL_IP", "SSRF_PROTECTION_ENABLED",
     "LOCAL_FILES_SERVING_ENABLED", "LOCAL_FILES_DOCUMENT_ROOT", "LABEL_STUDIO_HOST",
     "CSRF_TRUSTED_ORIGINS", "ALLOWED_HOSTS", "DISABLE_SIGNUP_WITHOUT_LINK",
+    # its database (label_studio/core/settings/base.py): DJANGO_DB=default is PostgreSQL
+    "DJANGO_DB", "POSTGRE_NAME", "POSTGRE_USER", "POSTGRE_PASSWORD", "POSTGRE_HOST", "POSTGRE_PORT",
 }
 #: Variables the image sets for Python and pip themselves, not for the backend.
 RUNTIME_PREFIXES = ("PYTHON", "PIP_")
@@ -381,6 +383,30 @@ def test_label_studio_settings_for_a_backend_on_the_compose_network(services):
     assert env["SSRF_PROTECTION_ENABLED"] == "false"
     assert env["LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN"] == "true"
     assert env["LABEL_STUDIO_USER_TOKEN"].startswith("${LABEL_STUDIO_API_KEY")
+
+
+def test_label_studio_runs_on_the_postgres_service_with_its_own_volume(services):
+    env = service_env(services["label-studio"])
+    assert env["DJANGO_DB"] == "default" and env["POSTGRE_HOST"] == "postgres"
+    pg = services["postgres"]
+    pg_env = service_env(pg)
+    assert (env["POSTGRE_NAME"], env["POSTGRE_USER"]) == (pg_env["POSTGRES_DB"], pg_env["POSTGRES_USER"])
+    assert env["POSTGRE_PASSWORD"] == pg_env["POSTGRES_PASSWORD"]
+    assert ("postgres-data", "/var/lib/postgresql/data") in {(a, b) for a, b, _ in mounts(pg)}
+    assert services["label-studio"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_backend_reads_label_studio_media_directly_read_only(services):
+    ls, backend = services["label-studio"], services["ml-backend"]
+    env = service_env(backend)
+    backend_mounts = {tgt: (src, mode) for src, tgt, mode in mounts(backend)}
+    ls_mounts = {src: tgt for src, tgt, _ in mounts(ls)}
+    media = env["LABEL_STUDIO_MEDIA_ROOT"]
+    src, mode = backend_mounts[media]
+    assert mode == "ro" and ls_mounts[src] == "/label-studio/data/media"  # the same volume
+    files = env["LOCAL_FILES_DOCUMENT_ROOT"]
+    src, mode = backend_mounts[files]
+    assert mode == "ro" and ls_mounts[src] == service_env(ls)["LOCAL_FILES_DOCUMENT_ROOT"]
 
 
 def test_local_files_root_is_the_mounted_folder(services):
