@@ -305,7 +305,8 @@ if [[ $LINT -eq 1 ]]; then
     "$WORK/tools/bin/hadolint" --failure-threshold info Dockerfile
     echo "hadolint: no findings"
     printf '%s\n' LABEL_STUDIO_USERNAME=admin@example.com LABEL_STUDIO_PASSWORD=check-password \
-        LABEL_STUDIO_API_KEY=0123456789abcdef0123456789abcdef01234567 >"$WORK/check.env"
+        LABEL_STUDIO_API_KEY=0123456789abcdef0123456789abcdef01234567 POSTGRES_PASSWORD=check-db-password \
+        >"$WORK/check.env"
     # The package's `docker-compose` wrapper drops the exit code: call the binary itself.
     DC="$("$WORK/tools/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
     "$DC" --env-file "$WORK/check.env" -f docker-compose.yml config >"$WORK/compose.yml"
