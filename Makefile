@@ -4,13 +4,14 @@
 #   make test   the test suite (end-to-end tests need .venv-ls: make ls-venv)
 #   make fashion  Fashion-MNIST (Debian package dataset-fashion-mnist) for --source fashion and the benchmark
 #   make benchmark-dev  the benchmark's development draw (6 scenarios; see scripts/benchmark.py)
+#   make screenshots  the browser test (tests/browser) writing the README's pictures to docs/img
 PYTHON ?= python3
 VENV := .venv
 LS_VENV := .venv-ls
 LS_VERSION := 1.23.2
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test venv ls-venv fashion benchmark-dev
+.PHONY: demo test venv ls-venv fashion benchmark-dev screenshots
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 
 venv: $(VENV)/.installed
@@ -44,3 +45,7 @@ fashion:
 
 benchmark-dev: venv fashion
 	nice -n 15 $(VENV)/bin/python scripts/benchmark.py --draw dev --count 6
+
+# Needs Debian's chromium and chromium-driver (.ci/run installs them).
+screenshots: venv ls-venv
+	SCREENSHOT_DIR=docs/img $(VENV)/bin/python -m pytest tests/browser -q

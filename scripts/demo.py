@@ -125,11 +125,14 @@ Ready: every task has a suspiciousness score (model_version {version}).
 
   Open      {url}
   Log in    {USER} / {PASSWORD}
-  Then      click the "Prediction score" column header until it sorts descending
-            (or Order by > Prediction score, descending): likely wrong labels come first.
-  Review    open a task; if its label is wrong, pick the right class and Update;
-            if it is right, press Update without changing it. After a batch of reviews the
-            backend retrains the ranker and the order of the rest updates.
+  Then      the project opens on its tab "Most suspicious first": Prediction score shown,
+            highest first (likely wrong labels on top). Click a row to open the task.
+  Why       click the model's tab (sparkle icon, "suspicion-...", left of yours): its guess is
+            the chosen class, the text box says why the task is suspect. Then click your tab.
+  Review    wrong label: press the right digit (or click it), then Update (Ctrl+Enter);
+            right label: press r (or tick "label is right"), then Update.
+            Back to the list: the project's name at the top. Reviewed tasks sink to the
+            bottom: reload the page to see the new order.
   Truth     {sample / 'truth.csv'} lists the planted faults.
   Logs      {state / 'logs'}
 

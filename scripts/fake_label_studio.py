@@ -61,6 +61,8 @@ API = [  # (rule, endpoint, methods)
     ("/api/ml/<int:mid>/train", "train", ["POST"]),
     ("/api/webhooks", "webhooks", ["GET"]),
     ("/api/dm/actions", "dm_action", ["POST"]),
+    ("/api/dm/columns", "dm_columns", ["GET"]),
+    ("/api/dm/views", "dm_views", ["GET"]), ("/api/dm/views", "create_dm_view", ["POST"]),
     ("/data/<path:rest>", "media", ["GET"]),
 ]
 
@@ -107,6 +109,7 @@ class FakeLabelStudio:
         self.exports: dict[int, list[dict]] = {}  # export snapshot id -> its tasks
         self.ml: list[dict] = []
         self.webhooks: list[dict] = []
+        self.views: list[dict] = []                # Data Manager tabs, as GET /api/dm/views answers
         self.trained: list[int] = []               # ML backend ids Start Training was pressed for
         self.calls: list[Call] = []
         self.events: list[Event] = []
@@ -422,6 +425,29 @@ class FakeLabelStudio:
 
     def _webhooks(self, request):
         return _json([w for w in self.webhooks if w["project"] == request.args.get("project", type=int)])
+
+    def _dm_columns(self, request):
+        """A few of 1.23.2's columns: the task id and total annotations shown by default, the
+        Prediction score and created_at hidden, the data group with its children."""
+        hidden, shown = {"explore": False, "labeling": False}, {"explore": True, "labeling": True}
+        return _json({"columns": [
+            {"id": "id", "target": "tasks", "visibility_defaults": {"explore": True, "labeling": False}},
+            {"id": "total_annotations", "target": "tasks", "visibility_defaults": shown},
+            {"id": "predictions_score", "target": "tasks", "visibility_defaults": hidden},
+            {"id": "created_at", "target": "tasks", "visibility_defaults": hidden},
+            {"id": "image", "target": "tasks", "parent": "data", "visibility_defaults": shown},
+            {"id": "path", "target": "tasks", "parent": "data",
+             "visibility_defaults": {"explore": True, "labeling": False}},
+            {"id": "data", "target": "tasks", "children": ["image", "path"]}]})
+
+    def _dm_views(self, request):
+        return _json([v for v in self.views if v["project"] == request.args.get("project", type=int)])
+
+    def _create_dm_view(self, request):
+        body = request.get_json()
+        view = {"id": self._new_id("view"), "project": int(body["project"]), "data": body["data"]}
+        self.views.append(view)
+        return _json(view, 201)
 
 
 class _QuietHandler(WSGIRequestHandler):

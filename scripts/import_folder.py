@@ -5,7 +5,9 @@
 
 ``DIR`` holds ``DIR/<class>/*.png`` or ``DIR/train/<class>/*.png`` (MNIST/CIFAR-style exports).
 Every image becomes a task whose annotation is its folder's class; ``data.path`` keeps the path
-relative to ``DIR`` so that a second run imports only what is missing.
+relative to ``DIR`` so that a second run imports only what is missing. The project gets a Data
+Manager tab "Most suspicious first" (Prediction score shown, highest first), which the printed
+project URL opens.
 
 Storage modes (see ``scripts/ls_import.py``): ``upload`` (default) sends the files to Label
 Studio; ``local`` serves them from a Local Files storage: the folder must be on the Label Studio
@@ -33,8 +35,9 @@ from backend.ls_client import LabelStudioClient, LabelStudioError  # noqa: E402
 from detection.data import IMAGE_SUFFIXES, list_folder  # noqa: E402
 from scripts.ls_import import (MAX_FILES_PER_UPLOAD, STORAGES, ImageItem,  # noqa: E402
                                existing_paths, import_items)
-from scripts.ls_project import (connect_ml_backend, ensure_local_storage,  # noqa: E402
-                                ensure_project, start_training)
+from scripts.ls_project import (REVIEW_VIEW_TITLE, connect_ml_backend,  # noqa: E402
+                                ensure_local_storage, ensure_project, ensure_review_view,
+                                start_training)
 
 #: image types Label Studio accepts for upload (its SUPPORTED_EXTENSIONS) and that we read
 UPLOAD_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
@@ -60,6 +63,7 @@ class ImportSummary:
     already_present: int
     imported: int
     ml_backend_id: int | None = None
+    view_id: int | None = None
     training_started: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -140,9 +144,11 @@ def run_import(folder: str | os.PathLike, *, url: str, api_key: str, title: str 
                   disable=(None if show_progress is None else not show_progress)) as bar:
             imported = import_items(ls, pid, todo, project.spec, storage=storage, batch=batch,
                                     document_root=doc_root, progress=bar.update)
-    summary = ImportSummary(project_id=pid, project_url=f"{ls.url}/projects/{pid}/data",
+    view = ensure_review_view(ls, pid)
+    summary = ImportSummary(project_id=pid, project_url=f"{ls.url}/projects/{pid}/data?tab={view['id']}",
                             created_project=created, found=len(scan.items),
-                            skipped=len(scan.skipped), already_present=already, imported=imported)
+                            skipped=len(scan.skipped), already_present=already, imported=imported,
+                            view_id=int(view["id"]))
     if ml_backend:
         summary.ml_backend_id, summary.warnings = connect_ml_backend(ls, pid, ml_backend)
         for w in summary.warnings:
@@ -151,7 +157,8 @@ def run_import(folder: str | os.PathLike, *, url: str, api_key: str, title: str 
             start_training(ls, summary.ml_backend_id)
             summary.training_started = True
             echo(f"training started on the ML backend {ml_backend}")
-    echo(f"imported {imported} tasks ({already} already present). Project: {summary.project_url}")
+    echo(f"imported {imported} tasks ({already} already present). Project: {summary.project_url} "
+         f"(tab {REVIEW_VIEW_TITLE!r}: Prediction score, most suspicious first)")
     return summary
 
 

@@ -1,7 +1,8 @@
-"""The Label Studio side of a folder import: the project, its Local Files storage, the ML backend.
+"""The Label Studio side of a folder import: the project, its Local Files storage, the ML backend,
+the Data Manager view reviewers open.
 
 Each call reuses what already exists (a project with the title, a storage for the folder, the
-backend connected to the project) and creates only what is missing.
+backend connected to the project, the review view) and creates only what is missing.
 """
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from typing import NamedTuple, Sequence
 from backend.labels import LabelSpec, label_config, parse_label_config
 from backend.ls_client import LabelStudioClient, LabelStudioError
 
-DESCRIPTION = "Labeled images; sort by Prediction score to review suspicious labels first."
+DESCRIPTION = ("Labeled images; the tab \"Most suspicious first\" lists them by Prediction "
+               "score, likely wrong labels on top.")
+#: the Data Manager tab the import creates: Prediction score shown, highest first
+REVIEW_VIEW_TITLE = "Most suspicious first"
+SCORE_COLUMN = "tasks:predictions_score"
 
 
 class Project(NamedTuple):
@@ -113,6 +118,33 @@ def connect_ml_backend(ls: LabelStudioClient, project: int, backend_url: str, *,
 def start_training(ls: LabelStudioClient, ml_backend: int) -> None:
     """Press Start Training: Label Studio posts START_TRAINING to the backend."""
     ls.post(f"/api/ml/{ml_backend}/train", {})
+
+
+def ensure_review_view(ls: LabelStudioClient, project: int, *,
+                       title: str = REVIEW_VIEW_TITLE) -> dict:
+    """The project's Data Manager tab ``title`` (created when missing): the Prediction score
+    column shown and the tasks ordered by it, highest (most suspicious) first.
+
+    Label Studio 1.23.2 stores a tab's columns as the *hidden* ones; a tab without that list
+    hides the columns whose ``visibility_defaults`` say so (Prediction score among them), hence
+    the list here is those defaults less the score column.
+    """
+    for view in ls.get("/api/dm/views", params={"project": project}) or []:
+        if (view.get("data") or {}).get("title") == title:
+            return view
+    columns = ls.get("/api/dm/columns", params={"project": project}) or {}
+    hidden: dict[str, list[str]] = {"explore": [], "labeling": []}
+    for col in columns.get("columns") or []:
+        if col.get("children"):
+            continue  # a group (``data``): its children are columns
+        path = f"{col['parent']}.{col['id']}" if col.get("parent") else col["id"]
+        cid = f"{col.get('target', 'tasks')}:{path}"
+        for where, visible in (col.get("visibility_defaults") or {}).items():
+            if not visible and cid != SCORE_COLUMN:
+                hidden.setdefault(where, []).append(cid)
+    return ls.post("/api/dm/views", {"project": project, "data": {
+        "title": title, "type": "list", "target": "tasks", "filters": {"conjunction": "and", "items": []},
+        "ordering": ["-" + SCORE_COLUMN], "hiddenColumns": hidden}})
 
 
 def error_text(resp, limit: int = 300) -> str:

@@ -18,13 +18,12 @@ import requests
 from backend.ls_client import LabelStudioClient, LabelStudioError
 from scripts import import_folder
 
-from tests.e2e.conftest import TOKEN
+from tests.live_stack import TOKEN, backend_status, project_state, wait_all_scored
 
 pytestmark = pytest.mark.e2e
 
 RECALL_AT_10_BAR = 0.5  # measured 0.94 here (2026-11-25); chance is 0.10 (random scores fail: see below)
 REVIEWED = 100  # items the simulated reviewer checks after the first ranking
-SCORED_TIMEOUT = 600.0
 DM_ORDER = {"ordering": ["-tasks:predictions_score"]}
 
 
@@ -52,33 +51,6 @@ def test_the_bar_fails_random_scores():
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def project_state(ls: LabelStudioClient, pid: int) -> tuple[str, dict]:
-    version = ls.get(f"/api/projects/{pid}").get("model_version") or ""
-    counts = ls.get(f"/api/projects/{pid}/model-versions") or {}
-    if isinstance(counts, list):  # some versions answer a list of {model_version, count}
-        counts = {c.get("model_version"): c.get("count", 0) for c in counts}
-    return version, counts
-
-
-def wait_all_scored(ls: LabelStudioClient, pid: int, n_tasks: int, *, other_than: str | None = None,
-                    backend=None, timeout: float = SCORED_TIMEOUT) -> str:
-    """Wait until the project's model_version (different from ``other_than``) has a prediction
-    on every task; return that version."""
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
-        version, counts = project_state(ls, pid)
-        seen = (version, counts)
-        if version and version != other_than and counts.get(version, 0) >= n_tasks:
-            return version
-        if backend is not None and backend.process.poll() is not None:
-            pytest.fail(f"the backend exited:\n{backend.log_tail()}")
-        time.sleep(2)
-    tail = backend.log_tail() if backend is not None else ""
-    pytest.fail(f"no model_version scored all {n_tasks} tasks within {timeout:.0f} s "
-                f"(project model_version, counts: {seen})\n{tail}")
-
-
 def dm_order(ls: LabelStudioClient, pid: int) -> list[dict]:
     """All tasks in Data Manager order, sorted by Prediction score (highest first)."""
     return list(ls.iter_tasks(pid, fields="all", query=DM_ORDER, page_size=500))
@@ -88,12 +60,6 @@ def current_score(task: dict, version: str) -> float | None:
     scores = [p["score"] for p in task.get("predictions") or []
               if p.get("model_version") == version and p.get("score") is not None]
     return float(np.mean(scores)) if scores else None
-
-
-def backend_status(backend, pid: int) -> dict:
-    r = requests.get(f"{backend.url}/status", params={"project": pid}, timeout=10)
-    r.raise_for_status()
-    return r.json()
 
 
 # -- the flow ------------------------------------------------------------------------------------

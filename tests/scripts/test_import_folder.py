@@ -72,7 +72,7 @@ def test_upload_creates_project_and_annotated_tasks(tmp_path, fake):
     # the uploaded bytes are what the tasks point at
     task = next(t for t in tasks if t["data"]["path"] == "train/10/0000.png")
     assert fake.images[task["data"]["image"]] == (folder / "train" / "10" / "0000.png").read_bytes()
-    assert s.project_url == f"{fake.url}/projects/{s.project_id}/data"
+    assert s.project_url == f"{fake.url}/projects/{s.project_id}/data?tab={s.view_id}"
 
 
 def test_second_run_imports_nothing_and_partial_run_resumes(tmp_path, fake):
@@ -330,3 +330,42 @@ def test_existing_project_with_a_repeated_choice_is_refused(tmp_path, fake, caps
     err = capsys.readouterr().err
     assert rc == 2 and "repeated choices ['a']" in err and len(err.strip().splitlines()) == 1
     assert not fake.project_tasks(1)
+
+
+# -- what the reviewer gets: the review tab, the confirm control, hotkeys, the reason box --------------
+def test_import_makes_the_review_tab_once(tmp_path, fake):
+    """The project opens on a tab with Prediction score shown and highest first; a second run
+    reuses it."""
+    folder = make_folder(tmp_path / "d", {"0": 2, "1": 2})
+    s = run(folder, fake)
+    assert len(fake.views) == 1
+    view = fake.views[0]
+    assert s.view_id == view["id"] and s.project_url.endswith(f"/projects/{s.project_id}/data?tab={view['id']}")
+    data = view["data"]
+    assert data["title"] == ls_project.REVIEW_VIEW_TITLE
+    assert data["ordering"] == ["-tasks:predictions_score"]
+    hidden = data["hiddenColumns"]
+    assert "tasks:predictions_score" not in hidden["explore"] + hidden["labeling"]
+    # Label Studio's own defaults otherwise: hidden stays hidden, shown stays shown
+    assert "tasks:created_at" in hidden["explore"] and "tasks:data.path" in hidden["labeling"]
+    assert "tasks:total_annotations" not in hidden["explore"] and "tasks:data.image" not in hidden["explore"]
+    assert run(folder, fake).view_id == view["id"] and len(fake.views) == 1
+
+
+def test_label_config_has_digit_hotkeys_a_confirm_control_and_a_reason_box():
+    from xml.etree import ElementTree
+
+    from backend.labels import CONFIRM_CHOICE, CONFIRM_HOTKEY, CONFIRM_NAME, REASON_NAME
+
+    root = ElementTree.fromstring(label_config(["0", "1", "10", "cat"]))
+    label, review = root.findall("Choices")
+    keys = {c.get("value"): c.get("hotkey") for c in label}
+    assert keys == {"0": "0", "1": "1", "10": None, "cat": None}  # Label Studio numbers the rest
+    assert review.get("name") == CONFIRM_NAME and review.get("choice") == "multiple"
+    assert [(c.get("value"), c.get("hotkey")) for c in review] == [(CONFIRM_CHOICE, CONFIRM_HOTKEY)]
+    assert CONFIRM_HOTKEY not in keys.values()
+    spec = parse_label_config(label_config(["0", "1"]))
+    assert (spec.from_name, spec.choices, spec.reason_name) == ("label", ("0", "1"), REASON_NAME)
+    bare = parse_label_config(label_config(["0", "1"], confirm=False, reason=False))
+    assert bare.reason_name is None and bare.reason_result("why") == []
+    assert parse_label_config(label_config(["a", "b"], reason=False)).choices == ("a", "b")
