@@ -130,8 +130,7 @@ def label_config(choices: Sequence[str], *, confirm: bool = True, reason: bool =
     Its spec: ``from_name="label"``, ``to_name="image"``, ``image_key="image"``. A choice that is
     a single digit has that digit as its hotkey (Label Studio would otherwise number the choices
     1, 2, ... from the first, so that 1 picks "0"); Label Studio gives the others keys still
-    free. ``ValueError`` for
-    fewer than two choices, a repeated or an empty one.
+    free. ``ValueError`` for fewer than two choices, a repeated or an empty one.
     """
     choices = tuple(choices)
     if not all(isinstance(c, str) and c for c in choices):
@@ -142,7 +141,8 @@ def label_config(choices: Sequence[str], *, confirm: bool = True, reason: bool =
     group = ElementTree.SubElement(view, "Choices", name="label", toName="image",
                                    choice="single-radio", showInline="true")
     for choice in choices:
-        ElementTree.SubElement(group, "Choice", value=choice, **({"hotkey": choice} if len(choice) == 1 and choice in "0123456789" else {}))
+        digit = len(choice) == 1 and choice in "0123456789"
+        ElementTree.SubElement(group, "Choice", value=choice, **({"hotkey": choice} if digit else {}))
     if confirm:
         review = ElementTree.SubElement(view, "Choices", name=CONFIRM_NAME, toName="image",
                                         choice="multiple", showInline="true")

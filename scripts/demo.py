@@ -131,8 +131,8 @@ Ready: every task has a suspiciousness score (model_version {version}).
             the chosen class, the text box says why the task is suspect. Then click your tab.
   Review    wrong label: press the right digit (or click it), then Update (Ctrl+Enter);
             right label: press r (or tick "label is right"), then Update.
-            Back to the list: the project's name at the top. Reviewed tasks sink to the
-            bottom: reload the page to see the new order.
+            Next task: click it in the list on the left. Reviewed tasks sink to the
+            bottom: click the project's name at the top and reload the page for the new order.
   Truth     {sample / 'truth.csv'} lists the planted faults.
   Logs      {state / 'logs'}
 
