@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timezone
 
 from .labels import LabelSpec
-from .reasons import suspect_reason
+from .reasons import class_ranks, suspect_reason
 from .store import Store
 from .tasks import TaskRow
 
@@ -21,12 +21,13 @@ def published_score(row: TaskRow) -> float:
     return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
 
 
-def prediction(row: TaskRow, *, spec: LabelSpec, version: str) -> dict:
+def prediction(row: TaskRow, *, spec: LabelSpec, version: str, class_share: float | None = None) -> dict:
     """One ``import/predictions`` item for a scored row: the model's guess, and why the task is
-    suspect when the config has the reason TextArea."""
+    suspect when the config has the reason TextArea (``class_share``: see
+    ``reasons.class_ranks``)."""
     score = published_score(row)
     result = spec.result(int(row.predicted)) + spec.reason_result(
-        suspect_reason(row, spec=spec, score=score))
+        suspect_reason(row, spec=spec, score=score, class_share=class_share))
     return {"task": int(row.task_id), "result": result, "score": score, "model_version": version}
 
 
@@ -53,9 +54,13 @@ def publish_all(store: Store, client, project_id: int, *, spec: LabelSpec, metho
     version = store.begin_version(method=method, kind=kind,
                                   stamp=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
     rows = sorted(store.scored_tasks(), key=lambda r: (-published_score(r), r.task_id))
+    ranks = class_ranks(rows, [published_score(r) for r in rows])
+
+    def predictions(chunk):
+        return [prediction(r, spec=spec, version=version, class_share=ranks.get(r.task_id))
+                for r in chunk]
     top, rest = rows[:top_first], rows[top_first:]
-    created = client.import_predictions(
-        project_id, [prediction(r, spec=spec, version=version) for r in top], batch=batch) if top else 0
+    created = client.import_predictions(project_id, predictions(top), batch=batch) if top else 0
     if created:
         # Accepted only once predictions of that version exist, hence after the upload.
         client.set_model_version(project_id, version)
@@ -65,8 +70,7 @@ def publish_all(store: Store, client, project_id: int, *, spec: LabelSpec, metho
     for start in range(0, len(rest), batch):
         chunk = rest[start:start + batch]
         replaced += client.delete_task_predictions(project_id, [r.task_id for r in chunk])
-        created += client.import_predictions(
-            project_id, [prediction(r, spec=spec, version=version) for r in chunk], batch=batch)
+        created += client.import_predictions(project_id, predictions(chunk), batch=batch)
     store.set_pushed(version, created)
     t_push = time.monotonic()
     deleted = remove_old_versions(store, client, project_id)
