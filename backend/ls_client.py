@@ -279,10 +279,12 @@ class LabelStudioClient:
 
         Falls back to :meth:`iter_tasks` when Label Studio has no snapshot export or refuses it
         (403/404/405), when the snapshot fails, and when a task's data holds a cloud storage URI
-        (``s3://...``: only the task API resolves those into URLs Label Studio serves)."""
+        (``s3://...``: only the task API resolves those into URLs Label Studio serves).
+        ``timeout`` bounds the snapshot's creation and download (not ``self.timeout``)."""
         pid = int(project)
+        # without Redis the snapshot is built inside this request: minutes at 60,000 tasks
         resp = self.request("POST", f"/api/projects/{pid}/exports/", expect=(200, 201, 403, 404, 405),
-                            json=_SNAPSHOT_OPTIONS)
+                            json=_SNAPSHOT_OPTIONS, timeout=timeout)
         snap = self._json(resp) if resp.status_code in (200, 201) else None
         if not isinstance(snap, dict) or not isinstance(snap.get("id"), int):
             return list(self.iter_tasks(pid))
@@ -298,7 +300,7 @@ class LabelStudioClient:
             if snap["status"] != "completed":
                 return list(self.iter_tasks(pid))
             tasks = self.get(f"/api/projects/{pid}/exports/{sid}/download",
-                             params={"exportType": "JSON"})
+                             params={"exportType": "JSON"}, timeout=timeout)
         finally:
             self.request("DELETE", f"/api/projects/{pid}/exports/{sid}", expect=(200, 204, 404))
         if not isinstance(tasks, list):

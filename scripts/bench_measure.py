@@ -1,0 +1,102 @@
+"""Measurement helpers of ``scripts/bench_scale.py``: periodic probes (a reviewer saving, the
+backend's ``/health``), their summaries, a process tree's peak RSS, and the machine."""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+from scripts import servers
+
+@dataclass
+class Sample:
+    t: float  # time.monotonic() when the call started
+    seconds: float
+    status: int  # HTTP status, 0 when no answer
+    error: str = ""
+
+
+class Probe(threading.Thread):
+    """Calls ``call`` every ``interval`` seconds until stopped; keeps every :class:`Sample`."""
+
+    def __init__(self, call: Callable[[], int], *, interval: float, name: str):
+        super().__init__(daemon=True, name=name)
+        self.call, self.interval = call, interval
+        self.samples: list[Sample] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            t0 = time.monotonic()
+            try:
+                status, error = self.call(), ""
+            except requests.RequestException as exc:
+                status, error = 0, type(exc).__name__
+            self.samples.append(Sample(t0, time.monotonic() - t0, status,
+                                       error if status == 0 or status < 400 else error or str(status)))
+            self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+
+    def stop(self) -> list[Sample]:
+        self._stop_event.set()
+        self.join(timeout=60)
+        return self.samples
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-quantile (0..1) by the nearest-rank method; None for no values."""
+    if not values:
+        return None
+    ranked = sorted(values)
+    return ranked[min(len(ranked) - 1, max(0, math.ceil(q * len(ranked)) - 1))]
+
+
+def summarize(samples: list[Sample], *, start: float | None = None, end: float | None = None) -> dict:
+    """Count, failures and p50/p99/max seconds of the samples that overlap [start, end] (a save
+    that began before a deletion and waited through it counts)."""
+    chosen = [s for s in samples
+              if (start is None or s.t + s.seconds >= start) and (end is None or s.t <= end)]
+    secs = [s.seconds for s in chosen]
+    failed = [s for s in chosen if s.status == 0 or s.status >= 400]
+    return {"count": len(chosen), "failed": len(failed),
+            "failures": sorted({f"{s.status} {s.error}".strip() for s in failed}),
+            "p50_s": rounded(percentile(secs, 0.5)), "p99_s": rounded(percentile(secs, 0.99)),
+            "max_s": rounded(max(secs) if secs else None)}
+
+
+def rounded(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """Largest VmHWM (peak resident set) of ``pid`` and its child processes (gunicorn's worker)."""
+    best = 0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    best = max(best, int(line.split()[1]) * 1024)
+        except OSError:
+            continue
+    return best
+
+
+def machine() -> dict:
+    mem = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal:")), None)
+    return {"nproc": os.cpu_count(), "memory_bytes": mem, "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "label_studio": servers.LS_VERSION,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}

@@ -1,0 +1,409 @@
+"""A full-size project against a real Label Studio 1.23.2 and the backend under gunicorn.
+
+    python scripts/bench_scale.py [--n 60000] [--db sqlite|postgres] [--dir DIR] [--out benchmark/scale.json]
+
+Starts Label Studio (SQLite, or a private PostgreSQL cluster from Debian's ``postgresql``
+package with ``--db postgres``) and the backend (reading Label Studio's local-files folder
+directly), imports ``--n`` Fashion-MNIST images with 10% wrong labels through Local Files
+storage, presses Start Training, and measures: import time; the training report's list /
+download / fit / push seconds; Start Training to every task scored; a second training with the
+image cache warm; a verdict batch of 200 corrections to the new top 1,000 of the Data Manager
+order and to every task on the new version; a reviewer's save time with and without the
+backend connected; reviewer saves during trainings, pushes and deletions and how many failed;
+``/health`` latencies during training; the backend's peak RSS; and Label Studio's own
+behaviour (how tasks without a prediction of the project's version sort, how long deleting a
+model version and the ``delete_tasks_predictions`` action take). Writes ``--out`` with the
+machine and prints a table. The figures are measurements, not assertions.
+
+The background reviewer saves (every ~0.5 s during the trainings and deletions) go to a second,
+small project in the same Label Studio database that has no ML backend: they meet the same
+database locks without feeding verdicts into the measured project.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import requests  # noqa: E402
+
+from backend.ls_client import LabelStudioClient, LabelStudioError  # noqa: E402
+from scripts import servers  # noqa: E402
+from scripts.bench_measure import (Probe, Sample, machine, peak_rss_bytes,  # noqa: E402
+                                   rounded, summarize)
+from scripts.bench_ls_behaviour import (deletion_behaviour, dm_top, on_version,  # noqa: E402
+                                        sort_behaviour)
+from scripts.bench_pg import Postgres, label_studio_db_env, start_postgres  # noqa: E402
+
+USER, PASSWORD = "bench@example.com", "bench-password-1"
+TOKEN = "bench0123456789abcdef0123456789abcdef"  # legacy token: 6..40 characters
+
+
+# -- Label Studio and backend calls --------------------------------------------------------------
+def project_version_counts(ls: LabelStudioClient, project: int) -> tuple[str, dict]:
+    """The project's model_version and ``{version: prediction count}``."""
+    version = (ls.get(f"/api/projects/{project}") or {}).get("model_version") or ""
+    return version, ls.model_versions(project)
+
+
+def backend_status(backend_url: str, project: int) -> dict:
+    return requests.get(f"{backend_url}/status", params={"project": project}, timeout=30).json()
+
+
+def wait_training(backend_url: str, project: int, *, after: float, timeout: float) -> dict:
+    """The backend's ``last_training`` once a training started after epoch ``after`` has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = backend_status(backend_url, project).get("last_training") or {}
+        if job.get("started", 0) >= after - 1 and job.get("finished"):
+            if job.get("state") != "done":
+                raise RuntimeError(f"the training ended {job.get('state')}: {job}")
+            return job
+        time.sleep(1)
+    raise RuntimeError(f"no training finished within {timeout:.0f} s")
+
+
+def wait_all_on_version(ls: LabelStudioClient, project: int, *, total: int, not_version: str | None,
+                        timeout: float, poll: float = 1.0) -> tuple[str, float]:
+    """Wait until the project's model_version (other than ``not_version``) has ``total``
+    predictions; returns it and the monotonic time it was seen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        version, counts = project_version_counts(ls, project)
+        if version and version != not_version and (counts.get(version) or 0) >= total:
+            return version, time.monotonic()
+        time.sleep(poll)
+    raise RuntimeError(f"not every task was on a new model_version within {timeout:.0f} s")
+
+
+def reviewer_save(ls: LabelStudioClient, annotation_id: int, result: list) -> int:
+    """A reviewer pressing Update on an annotation (``PATCH /api/annotations/<id>``)."""
+    return ls.request("PATCH", f"/api/annotations/{annotation_id}", json={"result": result},
+                      expect=range(100, 600)).status_code
+
+
+def timed_saves(ls: LabelStudioClient, targets: list[tuple[int, list]]) -> list[Sample]:
+    out = []
+    for aid, result in targets:
+        t0 = time.monotonic()
+        status = reviewer_save(ls, aid, result)
+        out.append(Sample(t0, time.monotonic() - t0, status))
+    return out
+
+
+# -- the run ------------------------------------------------------------------------------------
+@dataclass
+class Stack:
+    base: Path
+    docroot: Path
+    ls_server: servers.Server
+    backend: servers.Server | None = None
+    pg: Postgres | None = None
+
+    def stop(self) -> None:
+        for s in (self.backend, self.ls_server):
+            if s is not None:
+                s.stop()
+        if self.pg is not None:
+            self.pg.stop()
+
+
+def start_stack(base: Path, *, db: str, echo: Callable[[str], None] = print) -> Stack:
+    """Label Studio (SQLite or a private PostgreSQL) and the backend, under ``base``."""
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)  # the postgres user must reach its cluster folder
+    pg = None
+    if db == "postgres":
+        pg = start_postgres(base / "pg")
+        os.environ.update(label_studio_db_env(pg))  # inherited by Label Studio's process only
+        echo(f"PostgreSQL {pg.bin.parent.name} on 127.0.0.1:{pg.port}")
+    docroot = base / "files"
+    try:
+        ls_server = servers.start_label_studio(
+            data_dir=base / "label-studio", document_root=docroot, port=servers.free_port(),
+            username=USER, password=PASSWORD, token=TOKEN, log=base / "logs" / "label-studio.log",
+            timeout=600)
+    except BaseException:
+        if pg:
+            pg.stop()
+        raise
+    stack = Stack(base, docroot, ls_server, pg=pg)
+    try:
+        stack.backend = servers.start_backend(
+            port=servers.free_port(), model_dir=base / "models", label_studio_url=ls_server.url,
+            api_key=TOKEN, log=base / "logs" / "backend.log",
+            extra_env={"LOCAL_FILES_DOCUMENT_ROOT": str(docroot), "VERDICT_BATCH": "200",
+                       "VERDICT_QUIET_SECONDS": "10", "LOG_LEVEL": "INFO"})
+    except BaseException:
+        stack.stop()
+        raise
+    echo(f"Label Studio {ls_server.url} ({db}), backend {stack.backend.url}, files in {base}")
+    return stack
+
+
+def make_folder(out: Path, *, n: int, seed: int) -> Path:
+    """``n`` Fashion-MNIST images with 10% symmetric label noise and truth.csv (kept when present)."""
+    from scripts.make_noisy_dataset import write_noisy_dataset
+    if not (out / "truth.csv").exists():
+        write_noisy_dataset(out, source="fashion", kind="symmetric", rate=0.1, seed=seed, limit=n)
+    return out
+
+
+def read_truth(folder: Path) -> dict[str, dict]:
+    import csv
+    with open(folder / "truth.csv", newline="") as fh:
+        return {row["path"]: row for row in csv.DictReader(fh)}
+
+
+def save_targets(tasks: list[dict]) -> list[tuple[int, list]]:
+    """(annotation id, result) of each task's first annotation: a save that changes nothing."""
+    return [(t["annotations"][0]["id"], t["annotations"][0]["result"]) for t in tasks
+            if t.get("annotations")]
+
+
+def verdict_targets(top: list[dict], truth: dict[str, dict], spec, *, count: int) -> list[tuple[int, list]]:
+    """``count`` reviews of the first tasks of ``top``: a wrong label corrected to the true one,
+    a right one confirmed (saved unchanged)."""
+    out = []
+    for task in top[:count]:
+        ann = task["annotations"][0]
+        row = truth[task["data"]["path"]]
+        if row["is_fault"] == "1" and row["true_label"] in spec.choices:
+            result = spec.result(spec.choices.index(row["true_label"]))
+        else:
+            result = ann["result"]
+        out.append((ann["id"], result))
+    return out
+
+
+def press_and_wait(ls, stack: Stack, pid: int, ml_id: int, *, total: int, previous: str | None,
+                   timeout: float) -> dict:
+    """Press Start Training; the training report and Start Training to every task scored."""
+    press_epoch, t0 = time.time(), time.monotonic()
+    ls.post(f"/api/ml/{ml_id}/train", {})
+    press_s = time.monotonic() - t0
+    job = wait_training(stack.backend.url, pid, after=press_epoch, timeout=timeout)
+    version, t_all = wait_all_on_version(ls, pid, total=total, not_version=previous, timeout=timeout)
+    return {"press_seconds": rounded(press_s), "start_to_all_scored_seconds": rounded(t_all - t0, 1),
+            "job_seconds": job.get("duration"), "report": job.get("report"), "model_version": version,
+            "window": (t0, t_all)}
+
+
+def saves_disconnected(ls, pid: int, ml_id: int, sample: list[tuple[int, list]]) -> dict:
+    """Disconnect the ML backend (and its project webhook) and time reviewer saves again."""
+    ls.request("DELETE", f"/api/ml/{ml_id}", expect=(200, 204, 404))
+    for hook in ls.get("/api/webhooks", params={"project": pid}) or []:
+        ls.request("DELETE", f"/api/webhooks/{hook['id']}", expect=(200, 204, 404))
+    return summarize(timed_saves(ls, sample))
+
+
+def locked_errors(log: Path) -> int:
+    """How many requests Label Studio answered with SQLite's "database is locked"."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return 0
+    return sum(1 for line in text.splitlines()
+               if "custom_exception_handler" in line and "database is locked" in line)
+
+
+def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previous: str,
+                  count: int = 200, top_n: int = 1000, timeout: float = 1800) -> dict:
+    """``count`` reviews of the top of the Data Manager order, then: the new version's top
+    ``top_n`` visible (the project on a new version and the DM's first ``top_n`` all carrying
+    it), and every task on it."""
+    top = dm_top(ls, pid, count=top_n)
+    targets = verdict_targets(top, truth, spec, count=count)
+    saves = timed_saves(ls, targets)
+    t_last = time.monotonic()
+    deadline = t_last + timeout
+    switched = visible = None
+    stale_first_page: list[int] = []
+    while time.monotonic() < deadline and visible is None:
+        version = (ls.get(f"/api/projects/{pid}") or {}).get("model_version") or ""
+        if version and version != previous:
+            switched = switched or time.monotonic()
+            # the Data Manager's own page (no fields=all: its predictions_model_versions column)
+            first = dm_top(ls, pid, count=top_n, fields="task_only")
+            stale_first_page.append(sum(not on_version(t, version) for t in first[:100]))
+            if all(on_version(t, version) for t in first):
+                visible = time.monotonic()
+                break
+        time.sleep(0.5)
+    # checked again with every prediction listed
+    checked = dm_top(ls, pid, count=top_n) if visible else []
+    confirmed = bool(checked) and all(on_version(t, version) for t in checked)
+    version, t_all = wait_all_on_version(ls, pid, total=total, not_version=previous, timeout=timeout)
+    return {"reviews": len(targets), "corrections": sum(1 for (aid, res), t in zip(targets, top)
+                                                         if res != t["annotations"][0]["result"]),
+            "saves": summarize(saves), "last_save_to_version_switch_seconds": rounded(switched and switched - t_last, 1),
+            "last_save_to_top_visible_seconds": rounded(visible and visible - t_last, 1),
+            "stale_in_first_100_while_polling": stale_first_page,
+            "top_confirmed_with_fields_all": confirmed,
+            "last_save_to_all_on_new_version_seconds": rounded(t_all - t_last, 1), "model_version": version,
+            "window": (saves[0].t if saves else t_last, t_all)}
+
+
+def run(args, *, echo: Callable[[str], None] = print) -> dict:
+    from backend.labels import parse_label_config
+    from scripts.import_folder import run_import
+    from scripts.ls_project import connect_ml_backend
+
+    base = (args.dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))).resolve()
+    out: dict = {"machine": machine(), "n": args.n, "db": args.db, "dir": str(base)}
+    stack = start_stack(base, db=args.db, echo=echo)
+    probes: list[Probe] = []
+    try:
+        folder = make_folder(stack.docroot / f"fashion-{args.n}", n=args.n, seed=args.seed)
+        side = make_folder(stack.docroot / "reviewer-side", n=200, seed=args.seed + 1)
+        truth = read_truth(folder)
+        ls = LabelStudioClient(stack.ls_server.url, TOKEN, timeout=1800.0)
+        t0 = time.monotonic()
+        summary = run_import(folder, url=ls.url, api_key=TOKEN, title=f"fashion {args.n}", storage="local",
+                             document_root=stack.docroot, train=False, show_progress=False, ls=ls, echo=echo)
+        out["import_seconds"] = rounded(time.monotonic() - t0, 1)
+        pid, total = summary.project_id, summary.found
+        side_pid = run_import(side, url=ls.url, api_key=TOKEN, title="reviewer side project", storage="local",
+                              document_root=stack.docroot, train=False, show_progress=False, ls=ls,
+                              echo=lambda m: None).project_id
+        spec = parse_label_config(ls.get(f"/api/projects/{pid}")["label_config"])
+        sample = save_targets(list(ls.iter_tasks(pid, page_size=40))[:40])
+        timed_saves(ls, sample[30:])  # warm-up, not counted
+        out["save_without_backend"] = summarize(timed_saves(ls, sample[:30]))
+        ml_id, warnings = connect_ml_backend(ls, pid, stack.backend.url)
+        out["connect_warnings"] = warnings
+        out["save_with_backend_idle"] = summarize(timed_saves(ls, sample))
+        echo(f"imported {total} tasks in {out['import_seconds']} s; saves without / with the backend: "
+             f"p50 {out['save_without_backend']['p50_s']} / {out['save_with_backend_idle']['p50_s']} s")
+
+        side_ls = LabelStudioClient(ls.url, TOKEN, timeout=120.0)
+        side_targets = save_targets(list(side_ls.iter_tasks(side_pid)))
+        rng = random.Random(args.seed)
+        reviewer = Probe(lambda: reviewer_save(side_ls, *rng.choice(side_targets)), interval=0.5,
+                         name="reviewer")
+        health = Probe(lambda: requests.get(stack.backend.url + "/health", timeout=10).status_code,
+                       interval=0.25, name="health")
+        probes = [reviewer, health]
+        for p in probes:
+            p.start()
+        first = press_and_wait(ls, stack, pid, ml_id, total=total, previous=None, timeout=args.timeout)
+        echo(f"first training: all {total} scored {first['start_to_all_scored_seconds']} s after Start Training")
+        second = press_and_wait(ls, stack, pid, ml_id, total=total, previous=first["model_version"],
+                                timeout=args.timeout)
+        echo(f"second training (cache warm): {second['start_to_all_scored_seconds']} s")
+        verdicts = verdict_batch(ls, stack, pid, spec, truth, total=total,
+                                 previous=second["model_version"], timeout=args.timeout)
+        echo(f"verdicts: top 1000 visible {verdicts['last_save_to_top_visible_seconds']} s after the "
+             f"last save, all on the new version after {verdicts['last_save_to_all_on_new_version_seconds']} s")
+        for name, phase in (("first_training", first), ("second_training", second), ("verdicts", verdicts)):
+            start, end = phase.pop("window")
+            phase["reviewer_saves_meanwhile"] = summarize(reviewer.samples, start=start, end=end)
+            phase["health_meanwhile"] = summarize(health.samples, start=start, end=end)
+            out[name] = phase
+        out["backend_peak_rss_bytes"] = peak_rss_bytes(stack.backend.process.pid)
+        health.stop()
+        stack.backend.stop()  # Label Studio's own behaviour, without the backend publishing
+        stack.backend = None
+        version = verdicts["model_version"]
+        result = spec.result(0)
+        out["ls_sort_without_current_version"] = sort_behaviour(ls, pid, version, result)
+        ids = [t["id"] for t in ls.iter_tasks(pid, fields="task_only")]
+        out["ls_deletes"] = deletion_behaviour(ls, pid, ids, result, reviewer=reviewer)
+        out["reviewer_saves_total"] = summarize(reviewer.stop())
+        out["save_without_backend_at_end"] = saves_disconnected(ls, pid, ml_id, sample[:30])
+        out["label_studio_database_locked_errors"] = locked_errors(stack.ls_server.log)
+    finally:
+        for p in probes:
+            p.stop()
+        stack.stop()
+        if not args.keep and args.dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+    return out
+
+
+def table(figures: dict) -> str:
+    """The headline figures as a two-column text table."""
+    def get(*path):
+        x = figures
+        for k in path:
+            x = (x or {}).get(k) if isinstance(x, dict) else None
+        return x
+
+    rows = [("tasks", figures.get("n")), ("database", figures.get("db")),
+            ("import (s)", figures.get("import_seconds"))]
+    for name in ("first_training", "second_training"):
+        rep = get(name, "report") or {}
+        rows += [(f"{name}: list / download / fit / push (s)",
+                  " / ".join(str(rep.get(k)) for k in ("list_seconds", "download_seconds", "fit_seconds",
+                                                         "push_seconds"))),
+                 (f"{name}: images (direct/cached/downloaded)", rep.get("images")),
+                 (f"{name}: Start Training to all scored (s)", get(name, "start_to_all_scored_seconds")),
+                 (f"{name}: /health p50 / p99 (s)", f"{get(name, 'health_meanwhile', 'p50_s')} / "
+                                                  f"{get(name, 'health_meanwhile', 'p99_s')}"),
+                 (f"{name}: reviewer saves / failed", f"{get(name, 'reviewer_saves_meanwhile', 'count')} / "
+                                                     f"{get(name, 'reviewer_saves_meanwhile', 'failed')}")]
+    rows += [("verdicts: 200 saves p50 / max (s)", f"{get('verdicts', 'saves', 'p50_s')} / "
+                                                  f"{get('verdicts', 'saves', 'max_s')}"),
+             ("verdicts: last save to top 1000 visible (s)", get("verdicts", "last_save_to_top_visible_seconds")),
+             ("verdicts: last save to all on new version (s)",
+              get("verdicts", "last_save_to_all_on_new_version_seconds")),
+             ("verdicts: reviewer saves / failed", f"{get('verdicts', 'reviewer_saves_meanwhile', 'count')} / "
+                                                  f"{get('verdicts', 'reviewer_saves_meanwhile', 'failed')}"),
+             ("save without / with backend / without at end, p50 (s)",
+              f"{get('save_without_backend', 'p50_s')} / {get('save_with_backend_idle', 'p50_s')} / "
+              f"{get('save_without_backend_at_end', 'p50_s')}"),
+             ("reviewer saves in all / failed / p99 (s)",
+              f"{get('reviewer_saves_total', 'count')} / {get('reviewer_saves_total', 'failed')} / "
+              f"{get('reviewer_saves_total', 'p99_s')}"),
+             ("LS answers 'database is locked'", figures.get("label_studio_database_locked_errors")),
+             ("backend peak RSS (MB)", round((figures.get("backend_peak_rss_bytes") or 0) / 2**20)),
+             ("LS: DELETE model-versions (s, predictions)",
+              f"{get('ls_deletes', 'delete_model_version', 'seconds')}, "
+              f"{get('ls_deletes', 'delete_model_version', 'predictions')}")]
+    for size in (1000, 5000):
+        rows.append((f"LS: delete_tasks_predictions {size} tasks (s)",
+                     get("ls_deletes", f"delete_tasks_predictions_{size}", "seconds")))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=60000, help="Fashion-MNIST images (default 60000, at most 60000)")
+    ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one, removed)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=7200.0, help="seconds allowed per waiting step")
+    ap.add_argument("--out", type=Path, default=servers.REPO / "benchmark" / "scale.json")
+    args = ap.parse_args(argv)
+    if not 200 <= args.n <= 60000:
+        ap.error("--n must be between 200 and 60000 (Fashion-MNIST's training set)")
+    t0 = time.monotonic()
+    try:
+        figures = run(args)
+    except (RuntimeError, LabelStudioError, ValueError) as exc:
+        print(f"bench_scale failed: {exc}", file=sys.stderr)
+        return 1
+    figures["command"] = "python scripts/bench_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    figures["wall_seconds"] = round(time.monotonic() - t0, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(table(figures))
+    print(f"wrote {args.out} ({figures['wall_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

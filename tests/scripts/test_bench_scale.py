@@ -1,0 +1,52 @@
+"""The scale benchmark's helpers: probe summaries, the reviews it makes, its table."""
+from __future__ import annotations
+
+from backend.labels import parse_label_config
+from scripts.bench_measure import Sample, percentile, summarize
+from scripts.bench_scale import table, verdict_targets
+
+CONFIG = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
+          '<Choice value="cat"/><Choice value="dog"/></Choices></View>')
+
+
+def test_percentile_is_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([3.0], 0.99) == 3.0
+    assert percentile([], 0.5) is None
+
+
+def test_summary_counts_failures_inside_the_window_only():
+    samples = [Sample(0.0, 0.1, 200), Sample(1.0, 0.2, 500, "500"), Sample(2.0, 0.3, 0, "ReadTimeout"),
+               Sample(9.0, 5.0, 500, "500")]
+    s = summarize(samples, start=0.5, end=3.0)
+    assert s["count"] == 2 and s["failed"] == 2
+    assert s["failures"] == ["0 ReadTimeout", "500 500"]
+    assert s["max_s"] == 0.3
+    assert summarize(samples)["count"] == 4
+
+
+def test_reviews_correct_planted_faults_and_confirm_the_rest():
+    spec = parse_label_config(CONFIG)
+    given = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": ["cat"]}}]
+    top = [{"id": i, "data": {"path": f"p{i}"}, "annotations": [{"id": 10 + i, "result": given}]}
+           for i in range(3)]
+    truth = {"p0": {"is_fault": "1", "true_label": "dog"}, "p1": {"is_fault": "0", "true_label": "cat"},
+             "p2": {"is_fault": "1", "true_label": "dog"}}
+    targets = verdict_targets(top, truth, spec, count=2)
+    assert [aid for aid, _ in targets] == [10, 11]
+    assert targets[0][1][0]["value"]["choices"] == ["dog"]
+    assert targets[1][1] == given
+
+
+def test_table_shows_the_training_report_and_missing_figures_as_none():
+    figures = {"n": 2000, "db": "sqlite", "import_seconds": 4.8,
+               "first_training": {"report": {"list_seconds": 5.4, "download_seconds": 0.9,
+                                             "fit_seconds": 32.8, "push_seconds": 4.2},
+                                  "start_to_all_scored_seconds": 44.1}}
+    text = table(figures)
+    assert "5.4 / 0.9 / 32.8 / 4.2" in text
+    assert "44.1" in text
+    line = next(x for x in text.splitlines() if x.startswith("second_training: Start Training"))
+    assert line.split()[-1] == "None"
