@@ -99,4 +99,18 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "memory_bytes": mem, "cpu": platform.processor() or platform.machine(),
             "python": platform.python_version(), "label_studio": servers.LS_VERSION,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "git": git_state()}
+
+
+def git_state() -> dict:
+    """The commit measured and the files of backend/ changed in the working tree."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=servers.REPO, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "backend_changed": git("status", "--porcelain", "--", "backend").splitlines()}
