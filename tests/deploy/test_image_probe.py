@@ -48,7 +48,7 @@ def call(method, url, body=None, token="tok"):
 def test_png_decodes_to_its_value():
     img = Image.open(io.BytesIO(probe.png_gray(123, size=8)))
     assert img.size == (8, 8) and img.mode == "L"
-    assert set(img.getdata()) == {123}
+    assert img.getextrema() == (123, 123)
 
 
 def test_fake_ls_serves_the_project_in_label_studio_shapes(fake):
