@@ -278,7 +278,8 @@ def run(args, *, echo: Callable[[str], None] = print) -> dict:
                               document_root=stack.docroot, train=False, show_progress=False, ls=ls,
                               echo=lambda m: None).project_id
         spec = parse_label_config(ls.get(f"/api/projects/{pid}")["label_config"])
-        sample = save_targets(list(ls.iter_tasks(pid, page_size=40))[:40])
+        sample = save_targets(ls.get("/api/tasks", params={"project": pid, "fields": "all",
+                                                           "page_size": 40})["tasks"])
         timed_saves(ls, sample[30:])  # warm-up, not counted
         out["save_without_backend"] = summarize(timed_saves(ls, sample[:30]))
         ml_id, warnings = connect_ml_backend(ls, pid, stack.backend.url)
