@@ -26,7 +26,7 @@ from torch import nn
 from .models import build_model
 from .train import Checkpoint, predict, predict_shifted, softmax, train_model
 from .views import ActivationView, OutlierView, class_thresholds, top_per_class
-from .vote import view_gates, views_vote
+from .vote import ACTIVATION_GATES, view_gates, views_vote
 
 VIEW_NAMES = ("outlier", "activation", "loss")
 
@@ -73,6 +73,9 @@ class DFauLoModels:
     activation_view: ActivationView
     thresholds: np.ndarray  # (3, C): outlier, activation, loss flags at the per-class top alpha
     gates: np.ndarray       # (2, C): the activation and outlier views' say in the vote (vote.view_gates)
+    #: the output-level signals whose mean percentile is the vote's core (``VOTE_CORES``);
+    #: rankers saved before the margin joined the core have the ensemble loss alone
+    vote_core: tuple[str, ...] = ("ensemble_loss",)
 
     def model(self, state: dict) -> nn.Module:
         m = build_model(self.input_shape, self.num_classes)
@@ -167,15 +170,19 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
                checkpoints: list[Checkpoint], alpha: float = 0.05,
                mutant_epochs: int = 1, mutant_lr: float = 0.01, seed: int = 0,
                progress: bool = False, timings: dict | None = None,
-               device: str = "cpu") -> tuple[DFauLoModels, ModelOutputs]:
+               device: str = "cpu", activation_gate: str = "evidence") -> tuple[DFauLoModels, ModelOutputs]:
     """Views, mutants and outputs of all items, around an already trained original model.
 
     ``x`` (N, C, H, W) and ``y`` (N,) are the training items; ``model`` was trained on them and
     ``checkpoints`` are its training checkpoints (their outputs become features).
     Returns the fitted models and the outputs of every item. ``timings`` (optional) receives the
     seconds each stage took. ``device``: where the mutants are fine-tuned (see
-    ``train.resolve_device``).
+    ``train.resolve_device``). ``activation_gate``: how the activation view's say in the vote is
+    decided (``vote.ACTIVATION_GATES``: "evidence" measured in the run, or the "ramp" of the
+    vote as first built).
     """
+    if activation_gate not in ACTIVATION_GATES:
+        raise ValueError(f"activation_gate must be one of {', '.join(ACTIVATION_GATES)}, got {activation_gate!r}")
     bar = None
     last = [time.perf_counter()]
     if progress:
@@ -201,7 +208,8 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
     act_all = activation_view.score_all(feats)
     view_scores = [outl_all[rows, y], act_all[rows, y], loss0]
     thresholds = np.stack([class_thresholds(s, y, num_classes=num_classes, alpha=alpha) for s in view_scores])
-    gates = view_gates(logits.argmax(1), y, np.log(view_scores[0] + 1e-6), num_classes=num_classes)
+    gates = view_gates(logits.argmax(1), y, np.log(view_scores[0] + 1e-6), num_classes=num_classes,
+                       activation=view_scores[1] if activation_gate == "evidence" else None)
     tick("views")
     mutant_states = []
     for v, s in enumerate(view_scores):
@@ -238,6 +246,12 @@ def synthetic_noise_inputs(count: int, *, input_shape: tuple[int, int, int], see
     return out
 
 
+#: the output-level cores the views vote can rank by: the ensemble loss alone (the vote as it
+#: was first built) or its mean percentile with the final model's margin (label's probability
+#: minus the largest other one, negated)
+VOTE_CORES = {"loss": ("ensemble_loss",), "loss+margin": ("ensemble_loss", "margin")}
+
+
 def vote_columns(num_classes: int, num_checkpoints: int) -> tuple[int, int, int]:
     """Columns of ``build_features`` holding the views' scores for the vote: the ensemble loss,
     the activation view score and the log outlier view score."""
@@ -245,26 +259,46 @@ def vote_columns(num_classes: int, num_checkpoints: int) -> tuple[int, int, int]
     return 5 * c + 7 + e + 5, 5 * c + 7 + e + 2, 5 * c + 7 + e + 1
 
 
+def margin_column(num_classes: int, num_checkpoints: int) -> int:
+    """Column of ``build_features`` holding the final model's margin for the label."""
+    return 5 * num_classes + 7 + num_checkpoints + 4
+
+
+def vote_signals(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
+    """``(K + 2, N)``, higher = more suspicious: the K signals of ``models.vote_core``, then the
+    activation and the log outlier view scores."""
+    c, e = models.num_classes, len(models.ckpt_lrs)
+    loss_col, act_col, outlier_col = vote_columns(c, e)
+    columns = {"ensemble_loss": features[:, loss_col], "margin": -features[:, margin_column(c, e)]}
+    unknown = set(models.vote_core) - set(columns)
+    if unknown or not models.vote_core:
+        raise ValueError(f"vote core must name some of {', '.join(columns)}, got {models.vote_core!r}")
+    rows = [columns[name] for name in models.vote_core] + [features[:, act_col], features[:, outlier_col]]
+    return np.stack(rows).astype(np.float64)
+
+
 def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
-    """Sorted loss, activation and outlier scores of the training items ``(3, N)``: the scale on
-    which the views vote ranks any item."""
-    cols = vote_columns(models.num_classes, len(models.ckpt_lrs))
-    return np.sort(features[:, cols], axis=0).T.copy()
+    """Sorted ``vote_signals`` of the training items ``(K + 2, N)``: the scale on which the views
+    vote ranks any item."""
+    return np.sort(vote_signals(features, models), axis=1)
 
 
 def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> np.ndarray:
     """Meta-ranker inputs ``(N, F)``: the view-level features (everything after the 5C
-    probability and label columns) and the views vote (``vote.views_vote``): the item's loss
-    percentile among the training items, averaged with its activation- and outlier-view
-    percentiles where the item's class gives those views a say.
+    probability and label columns) and the views vote (``vote.views_vote``): the item's core
+    percentile among the training items (the mean percentile of the ``models.vote_core``
+    signals), averaged with its activation- and outlier-view percentiles where the item's class
+    gives those views a say.
 
     The compact inputs let the refit learn from a few hundred verdicts where the 5C probability
     columns made it overfit (measured with scripts/benchmark.py).
     """
     c = models.num_classes
-    cols = vote_columns(c, len(models.ckpt_lrs))
-    pct = [np.searchsorted(reference[i], features[:, col], side="right") / reference.shape[1]
-           for i, col in enumerate(cols)]
+    signals = vote_signals(features, models)
+    if reference.shape[0] != len(signals):
+        raise ValueError(f"the vote's reference has {reference.shape[0]} rows, its core needs {len(signals)}")
+    pct = [np.searchsorted(ref, sig, side="right") / reference.shape[1] for ref, sig in zip(reference, signals)]
+    core = np.mean(pct[:-2], axis=0)
     labels = features[:, c:2 * c].argmax(1)
-    vote = views_vote(pct[0], pct[1], pct[2], labels, models.gates)
+    vote = views_vote(core, pct[-2], pct[-1], labels, models.gates)
     return np.concatenate([features[:, 5 * c:], vote[:, None]], 1).astype(np.float64)

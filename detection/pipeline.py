@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .dfaulo import (DFauLoModels, build_features, compute_outputs, fit_dfaulo, ranker_inputs,
+from .dfaulo import (VOTE_CORES, DFauLoModels, build_features, compute_outputs, fit_dfaulo, ranker_inputs,
                      synthetic_noise_inputs, vote_reference)
 from .ranker import INITIAL_RANKERS, MetaRanker
 from .tracin import thin_checkpoints
@@ -30,6 +30,9 @@ from .train import Checkpoint, cross_entropy, predict, softmax, train_model
 DEFAULT_EPOCHS = 8
 CHECKPOINTS = 4  # TracIn checkpoints (every other epoch at the default 8 epochs)
 FORMAT_VERSION = 3
+#: the views vote's core per initial ranker (``dfaulo.VOTE_CORES``); "synthetic" feeds the vote to its
+#: regression as one input among others
+INITIAL_CORES = {"vote": "loss+margin", "loss-vote": "loss", "synthetic": "loss+margin"}
 
 
 def _validate(x, y, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +90,11 @@ class SuspicionRanker:
         """Train a model on ``x`` (N, C, H, W) float32 in [0, 1] with labels ``y`` (N,) in
         0..num_classes-1 and score every item. ``base`` (a ``TrainResult`` on the same data)
         skips training, so several methods can share one model. ``initial`` picks DFauLo's ranker
-        before any verdict: "vote" (views vote, default) or "synthetic" (the paper's). ``device``:
+        before any verdict: "vote" (default: the views vote on the mean percentile of the
+        ensemble loss and the margin, the activation view's say measured in the run, see
+        ``vote.activation_evidence``), "loss-vote" (the views vote as first built: the ensemble
+        loss alone, the activation view's say through a fixed ramp) or "synthetic" (the
+        paper's). ``device``:
         where training runs ("cpu", "cuda", or "auto" for CUDA when available)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -107,13 +114,15 @@ class SuspicionRanker:
         if method == "dfaulo":
             stages: dict = {}
             models, outputs = fit_dfaulo(x, y, num_classes=num_classes, model=base.model, checkpoints=checkpoints,
-                                         seed=seed, progress=progress, timings=stages, device=device)
+                                         seed=seed, progress=progress, timings=stages, device=device,
+                                         activation_gate="ramp" if initial == "loss-vote" else "evidence")
             timings["dfaulo_stages"] = stages
+            models.vote_core = VOTE_CORES[INITIAL_CORES[initial]]
             features = build_features(outputs, y, models)
             reference = vote_reference(features, models)
             inputs = ranker_inputs(features, models, reference)
             meta = MetaRanker(seed=seed)
-            if initial == "vote":
+            if initial != "synthetic":
                 meta.fit_vote(inputs)
             else:
                 meta.fit_synthetic(inputs, cls._synthetic_inputs(models, outputs, y, reference, seed=seed))
@@ -237,7 +246,8 @@ class SuspicionRanker:
                 "reference": self.reference,
                 "verdicts": self.verdicts, "timings": self.timings, "input_shape": m.input_shape,
                 "num_classes": m.num_classes, "ckpt_lrs": m.ckpt_lrs, "outlier_view": m.outlier_view,
-                "activation_view": m.activation_view, "thresholds": m.thresholds, "gates": m.gates}
+                "activation_view": m.activation_view, "thresholds": m.thresholds, "gates": m.gates,
+                "vote_core": m.vote_core}
         joblib.dump(rest, d / "ranker.joblib.tmp")
         os.replace(d / "weights.pt.tmp", d / "weights.pt")
         os.replace(d / "ranker.joblib.tmp", d / "ranker.joblib")
@@ -258,7 +268,8 @@ class SuspicionRanker:
             input_shape=tuple(rest["input_shape"]), num_classes=rest["num_classes"],
             base_state=weights["base"], mutant_states=weights["mutants"], ckpt_states=weights["checkpoints"],
             ckpt_lrs=rest["ckpt_lrs"], outlier_view=rest["outlier_view"],
-            activation_view=rest["activation_view"], thresholds=rest["thresholds"], gates=rest["gates"])
+            activation_view=rest["activation_view"], thresholds=rest["thresholds"], gates=rest["gates"],
+            vote_core=tuple(rest.get("vote_core", ("ensemble_loss",))))
         ranker = cls(method=rest["method"], models=models, labels=rest["labels"], predicted=rest["predicted"],
                      features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"],
                      reference=rest["reference"])

@@ -4,8 +4,9 @@ Inputs (N, F): an item's view-level features (flags, losses, checkpoint losses, 
 activation scores, margin) and, as the last column, the *views vote*: the mean percentile rank of
 the item's output-level (loss) and hidden-level (activation) view scores.
 
-Before any verdict, two initial rankers are available:
-- "vote" (default): the vote itself. The ranker's prior training set is the vote's own top
+Before any verdict, two kinds of initial ranker are available:
+- "vote" (default) and "loss-vote" (``dfaulo.VOTE_CORES``: the vote on the ensemble loss and the
+  margin, or on the ensemble loss alone): the vote itself. The ranker's prior training set is the vote's own top
   ``top`` fraction (pseudo-faults) against a sample of its lower 60% (pseudo-clean).
 - "synthetic" (the paper's): a logistic regression of synthetic faults (label 1) against a random
   sample of real items (label 0); that set is also the prior training set.
@@ -26,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-INITIAL_RANKERS = ("vote", "synthetic")
+INITIAL_RANKERS = ("vote", "loss-vote", "synthetic")
 
 
 class MetaRanker:
