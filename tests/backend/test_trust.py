@@ -270,3 +270,16 @@ def test_a_start_training_survives_an_unwritable_store(client, fake_ls, h, monke
                       (model.status()["last_error"] or ""), timeout=10)
     assert h.wait_for(lambda: fake_ls.model_version is not None and model.worker.idle(), timeout=20)
     assert model.status()["last_error"] is None
+
+
+def test_a_predict_naming_many_unknown_tasks_lists_the_project_once(make_app, fake_ls, h):
+    h.seed(fake_ls, n=9)
+    client = make_app(predict_inline_limit=5).test_client()
+    model = setup_and_train(client, fake_ls, h)
+    for t in range(100, 1300):
+        fake_ls.add_task(t, label="1", value=128)
+    listings = len(fake_ls.calls_to("GET", "/api/tasks"))
+    tasks = [{"id": t, "data": {"image": f"/data/upload/1/img{t}.png"}} for t in range(100, 1300)]
+    assert client.post("/predict", json={"tasks": tasks, "project": "1.1"}).status_code == 200
+    assert h.wait_for(lambda: model.store.counts()["scored"] == 9 + 1200 and model.worker.idle(), timeout=30)
+    assert len(fake_ls.calls_to("GET", "/api/tasks")) - listings <= 2  # one listing (two pages at most)
