@@ -107,3 +107,40 @@ def test_fit_rejects_bad_input():
         SuspicionRanker.fit(np.zeros((30, 1, 28, 28), np.float32), np.arange(30) % 3, num_classes=3, method="x")
     with pytest.raises(ValueError, match="labels must lie"):
         SuspicionRanker.fit(np.zeros((30, 1, 28, 28), np.float32), np.arange(30) % 4, num_classes=3)
+
+
+def test_loss_vote_is_the_vote_as_first_built(digits_small, trained):
+    """initial="loss-vote": the ensemble loss percentile alone, the activation view's say through
+    the fixed ramp; the default vote adds the margin to the core and measures the say."""
+    from detection.dfaulo import vote_columns
+    from detection.vote import confusion_concentration, ramp, CONFUSION_RAMP, views_vote
+    x, y, _ = digits_small
+    old = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="loss-vote")
+    assert old.models.vote_core == ("ensemble_loss",) and old.reference.shape == (3, len(y))
+    expected_act = ramp(confusion_concentration(old.predicted, y, num_classes=10), *CONFUSION_RAMP)
+    assert np.allclose(old.models.gates[0], expected_act)
+    cols = vote_columns(10, len(old.models.ckpt_lrs))
+    pct = [(np.sort(old.features[:, c])[None, :] <= old.features[:, c][:, None]).mean(1) for c in cols]
+    assert np.allclose(old.inputs[:, -1], views_vote(*pct, y, old.models.gates))
+    new = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
+    assert new.models.vote_core == ("ensemble_loss", "margin") and new.reference.shape == (4, len(y))
+
+
+def test_a_ranker_saved_before_the_vote_core_loads_with_the_loss_vote(tmp_path, digits_small, trained):
+    import joblib
+    x, y, _ = digits_small
+    old = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="loss-vote")
+    old.save(tmp_path / "r")
+    rest = joblib.load(tmp_path / "r" / "ranker.joblib")
+    del rest["vote_core"]                                # what rankers saved before it hold
+    joblib.dump(rest, tmp_path / "r" / "ranker.joblib")
+    loaded = SuspicionRanker.load(tmp_path / "r")
+    assert loaded.models.vote_core == ("ensemble_loss",)
+    assert np.array_equal(loaded.scores, old.scores)
+    assert np.allclose(loaded.score_new(x[:20], y[:20])[0], old.scores[:20])
+
+
+def test_fit_rejects_an_unknown_initial_ranker(digits_small, trained):
+    x, y, _ = digits_small
+    with pytest.raises(ValueError, match="unknown initial ranker"):
+        SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="consensus")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from detection.vote import confusion_concentration, tail_fraction, view_gates, views_vote
+from detection.vote import activation_evidence, confusion_concentration, tail_fraction, view_gates, views_vote
 
 
 def _confusions(targets_per_class, n=200, wrong=40, seed=0):
@@ -60,3 +60,26 @@ def test_views_vote_is_the_loss_where_the_gates_are_shut():
     assert views_vote(loss, act, outl, labels, shut).tolist() == [0.2, 0.9]
     both = np.ones((2, 2))
     assert views_vote(loss, act, outl, labels, both) == pytest.approx([(0.2 + 1 + 1) / 3, (0.9 + 0 + 1) / 3])
+
+
+def test_activation_evidence_needs_a_concentrated_confusion_that_the_view_singles_out():
+    rng = np.random.default_rng(2)
+    pred, labels = _confusions(lambda c: [(c + 1) % 10])          # 40 of 200 per class go to c + 1
+    confused = pred != labels
+    singled_out = rng.normal(size=len(labels)) + 4.0 * confused
+    blind = rng.normal(size=len(labels))
+    assert (activation_evidence(pred, labels, singled_out, num_classes=10) > 0.9).all()
+    assert (activation_evidence(pred, labels, blind, num_classes=10) < 0.3).all()   # sampling noise only
+    pred, labels = _confusions(lambda c: [k for k in range(10) if k != c])   # spread: no say
+    assert (activation_evidence(pred, labels, singled_out, num_classes=10) < 0.25).all()
+    pred, labels = _confusions(lambda c: [(c + 1) % 10], wrong=5)             # too few to tell
+    assert (activation_evidence(pred, labels, singled_out, num_classes=10) == 0).all()
+
+
+def test_view_gates_measure_the_activation_say_when_given_the_view():
+    pred, labels = _confusions(lambda c: [(c + 1) % 10])
+    act = (pred != labels).astype(float)
+    outl = np.zeros(len(labels))
+    measured = view_gates(pred, labels, outl, num_classes=10, activation=act)
+    assert measured[0] == pytest.approx(np.ones(10))
+    assert np.array_equal(measured[1], view_gates(pred, labels, outl, num_classes=10)[1])
