@@ -20,15 +20,8 @@ def dm_top(ls: LabelStudioClient, project: int, *, count: int, fields: str = "al
 
 
 def on_version(task: dict, version: str) -> bool:
-    """True when ``task`` has a prediction of ``version``: its ``predictions`` (``fields=all``)
-    or the Data Manager's ``predictions_model_versions`` column (without ``fields=all``)."""
-    if "predictions" in task and isinstance(task["predictions"], list) and task["predictions"] \
-            and isinstance(task["predictions"][0], dict):
-        return any(p.get("model_version") == version for p in task["predictions"])
-    versions = task.get("predictions_model_versions") or []
-    if isinstance(versions, str):
-        versions = [v.strip() for v in versions.split(",")]
-    return version in versions
+    """True when ``task`` (listed with ``fields=all``) has a prediction of ``version``."""
+    return any(p.get("model_version") == version for p in task.get("predictions") or [])
 
 
 def sort_behaviour(ls, pid: int, version: str, result: list, *, k: int = 10) -> dict:

@@ -26,6 +26,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -234,10 +235,11 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
         version = (ls.get(f"/api/projects/{pid}") or {}).get("model_version") or ""
         if version and version != previous:
             switched = switched or time.monotonic()
-            # the Data Manager's own page (no fields=all: its predictions_model_versions column)
+            # the Data Manager's own page: its predictions_score is the mean score of the
+            # project's model_version (None for a task without a prediction of it)
             first = dm_top(ls, pid, count=top_n, fields="task_only")
-            stale_first_page.append(sum(not on_version(t, version) for t in first[:100]))
-            if all(on_version(t, version) for t in first):
+            stale_first_page.append(sum(t.get("predictions_score") is None for t in first[:100]))
+            if all(t.get("predictions_score") is not None for t in first):
                 visible = time.monotonic()
                 break
         time.sleep(0.5)
@@ -391,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 200 <= args.n <= 60000:
         ap.error("--n must be between 200 and 60000 (Fashion-MNIST's training set)")
+    # SIGTERM unwinds like an error, so the servers and the PostgreSQL cluster are stopped
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     t0 = time.monotonic()
     try:
         figures = run(args)
