@@ -311,6 +311,10 @@ def run(args, *, echo: Callable[[str], None] = print) -> dict:
              f"last save, all on the new version after {verdicts['last_save_to_all_on_new_version_seconds']} s")
         for name, phase in (("first_training", first), ("second_training", second), ("verdicts", verdicts)):
             start, end = phase.pop("window")
+            listed = (phase.get("report") or {}).get("list_seconds")
+            if listed is not None:  # the task listing: Label Studio reads the whole project
+                phase["reviewer_saves_during_listing"] = summarize(reviewer.samples, start=start,
+                                                                   end=start + listed)
             phase["reviewer_saves_meanwhile"] = summarize(reviewer.samples, start=start, end=end)
             phase["health_meanwhile"] = summarize(health.samples, start=start, end=end)
             out[name] = phase
@@ -354,8 +358,12 @@ def table(figures: dict) -> str:
                  (f"{name}: Start Training to all scored (s)", get(name, "start_to_all_scored_seconds")),
                  (f"{name}: /health p50 / p99 (s)", f"{get(name, 'health_meanwhile', 'p50_s')} / "
                                                   f"{get(name, 'health_meanwhile', 'p99_s')}"),
-                 (f"{name}: reviewer saves / failed", f"{get(name, 'reviewer_saves_meanwhile', 'count')} / "
-                                                     f"{get(name, 'reviewer_saves_meanwhile', 'failed')}")]
+                 (f"{name}: reviewer saves / failed / max (s)",
+                  f"{get(name, 'reviewer_saves_meanwhile', 'count')} / "
+                  f"{get(name, 'reviewer_saves_meanwhile', 'failed')} / "
+                  f"{get(name, 'reviewer_saves_meanwhile', 'max_s')}"),
+                 (f"{name}: reviewer saves during listing, max (s)",
+                  get(name, "reviewer_saves_during_listing", "max_s"))]
     rows += [("verdicts: 200 saves p50 / max (s)", f"{get('verdicts', 'saves', 'p50_s')} / "
                                                   f"{get('verdicts', 'saves', 'max_s')}"),
              ("verdicts: last save to top 1000 visible (s)", get("verdicts", "last_save_to_top_visible_seconds")),
