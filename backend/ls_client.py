@@ -101,6 +101,10 @@ def same_origin(url: str, base: str) -> bool:
             and port_a == port_b and not a.username and not a.password)
 
 
+#: the least time a bulk write (import or deletion of predictions) is given, in seconds
+BULK_TIMEOUT = 600.0
+
+
 class LabelStudioClient:
     """Talks to one Label Studio at ``url`` with ``api_key`` (legacy token or personal access
     token). ``timeout`` is for API calls; ``download_timeout`` and ``max_image_bytes`` limit
@@ -116,6 +120,9 @@ class LabelStudioClient:
                              "copy it from Account & Settings in Label Studio)")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # bulk writes (predictions in, predictions out) take Label Studio minutes when it is busy:
+        # measured at 60,000 tasks, 1,000 predictions took over 60 s to import under load
+        self.bulk_timeout = max(timeout, BULK_TIMEOUT)
         self.download_timeout = download_timeout
         self.max_image_bytes = max_image_bytes
         self.session = session or make_session(pool=pool_size)
@@ -366,7 +373,7 @@ class LabelStudioClient:
         for start in range(0, len(predictions), batch):
             chunk = predictions[start:start + batch]
             body = self.post(f"/api/projects/{int(project)}/import/predictions", chunk,
-                             expect=(200, 201))
+                             expect=(200, 201), timeout=self.bulk_timeout)
             got = body.get("created") if isinstance(body, dict) else None
             if got != len(chunk):
                 raise LabelStudioError(f"import/predictions created {got} of {len(chunk)} predictions")
@@ -389,13 +396,14 @@ class LabelStudioClient:
         if not ids:
             return 0
         body = self.post("/api/dm/actions", {"selectedItems": {"all": False, "included": ids}},
-                         params={"id": "delete_tasks_predictions", "project": int(project)})
+                         params={"id": "delete_tasks_predictions", "project": int(project)},
+                         timeout=self.bulk_timeout)
         return int((body or {}).get("processed_items", 0)) if isinstance(body, dict) else 0
 
     def delete_model_version(self, project: int, version: str) -> int:
         """Delete every prediction of ``version`` in one call; returns how many were deleted."""
         resp = self.request("DELETE", f"/api/projects/{int(project)}/model-versions/",
-                            json={"model_version": version}, expect=(200, 204))
+                            json={"model_version": version}, expect=(200, 204), timeout=self.bulk_timeout)
         try:
             return int((self._json(resp) or {}).get("deleted_predictions", 0))
         except (ValueError, AttributeError, LabelStudioError):

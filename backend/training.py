@@ -9,11 +9,17 @@ from typing import Iterable
 import numpy as np
 
 from .images import load_images
+from .ls_client import LabelStudioError
 from .publish import publish_all
 from .hints import is_newer_save
 from .tasks import TaskRow, Verdict, class_indices, read_tasks, replay_verdicts
 
 log = logging.getLogger(__name__)
+
+
+class PublishError(LabelStudioError):
+    """A training fitted and saved its ranker, and Label Studio refused or did not take its
+    predictions: the worker publishes again (as a feedback pass) instead of training again."""
 
 
 def run_training(model) -> dict:
@@ -76,8 +82,11 @@ def run_training(model) -> dict:
     store.put("num_items", len(labeled_pos))
     model.set_ranker(ranker)
     upto = store.max_verdict_id()
-    report = publish_all(store, client, model.project_id, spec=spec, method=cfg.detection_method,
-                         kind="train", batch=cfg.push_batch)
+    try:
+        report = publish_all(store, client, model.project_id, spec=spec, method=cfg.detection_method,
+                             kind="train", batch=cfg.push_batch)
+    except (LabelStudioError, OSError) as exc:  # the fit is saved: publish again, do not refit
+        raise PublishError(f"the new ranking is fitted and saved, but publishing it failed: {exc}") from exc
     store.mark_verdicts_applied(up_to_id=upto)
     report.update(tasks=len(tasks), labeled=len(labeled_pos), unlabeled=len(unlabeled_pos),
                   unreadable=sum(r.error is not None for r in rows.values()),

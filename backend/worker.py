@@ -15,7 +15,7 @@ import time
 from .feedback import apply_verdicts, score_created_tasks, verdicts_due
 from .hints import process_hints
 from .ls_client import LabelStudioError
-from .training import run_training
+from .training import PublishError, run_training
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +190,15 @@ class ProjectWorker:
             msg = f"{kind} failed: {type(exc).__name__}: {exc}"
             log.exception("project %s: %s", self.model.project_id, msg)
             self.last_error = msg
-            if kind == "train" and isinstance(exc, PASSING_FAILURES):
-                with self._cond:
-                    self._train = True
+            if kind == "train" and isinstance(exc, PublishError):
+                with self._cond:  # the fit is saved: publish it again, do not refit
+                    self._feedback = True
+            elif kind in ("train", "feedback") and isinstance(exc, PASSING_FAILURES):
+                with self._cond:  # queued again after the back-off, never lost
+                    if kind == "train":
+                        self._train = True
+                    else:
+                        self._feedback = True
             try:
                 if job_id is not None:
                     store.finish_job(job_id, error=msg)

@@ -283,3 +283,26 @@ def test_a_predict_naming_many_unknown_tasks_lists_the_project_once(make_app, fa
     assert client.post("/predict", json={"tasks": tasks, "project": "1.1"}).status_code == 200
     assert h.wait_for(lambda: model.store.counts()["scored"] == 9 + 1200 and model.worker.idle(), timeout=30)
     assert len(fake_ls.calls_to("GET", "/api/tasks")) - listings <= 2  # one listing (two pages at most)
+
+
+def test_a_failed_publish_after_a_fit_publishes_again_without_refitting(client, fake_ls, h):
+    from werkzeug import Response
+    h.seed(fake_ls, n=9)
+    refusals = []
+    real = fake_ls._import_predictions
+
+    def busy_once(request, pid):  # Label Studio too busy for the first push
+        if not refusals:
+            refusals.append(pid)
+            return Response("busy", status=503)
+        return real(request, pid)
+    fake_ls._import_predictions = busy_once
+    before = h.FakeRanker.instances
+    assert client.post("/setup", json={**SETUP, "schema": h.CONFIG_XML}).status_code == 200
+    assert client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).status_code == 200
+    model = client.application.extensions["suspicion"].get(1)
+    assert h.wait_for(lambda: fake_ls.model_version is not None and model.worker.idle(), timeout=20)
+    assert refusals and h.FakeRanker.instances == before + 1  # one fit, published on the second try
+    assert sorted(fake_ls.current()) == list(range(1, 10))
+    jobs = [r[0] for r in model.store._q("SELECT kind || ':' || state FROM jobs ORDER BY id")]
+    assert jobs == ["train:failed", "feedback:done"]
