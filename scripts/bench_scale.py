@@ -52,10 +52,30 @@ TOKEN = "bench0123456789abcdef0123456789abcdef"  # legacy token: 6..40 character
 
 
 # -- Label Studio and backend calls --------------------------------------------------------------
+#: this benchmark's own polling calls that Label Studio refused (e.g. HTTP 500 "database is
+#: locked" on SQLite); they are retried and counted, not fatal
+POLL_ERRORS: list[str] = []
+
+
+def polled(call: Callable[[], object], *, attempts: int = 10, wait: float = 1.0):
+    """``call()``, retried on a :class:`LabelStudioError` (recorded in :data:`POLL_ERRORS`)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except LabelStudioError as exc:
+            POLL_ERRORS.append(f"{time.strftime('%H:%M:%S')} {str(exc)[:120]}")
+            if attempt == attempts - 1:
+                raise
+            time.sleep(wait)
+
+
+def project_version(ls: LabelStudioClient, project: int) -> str:
+    return polled(lambda: (ls.get(f"/api/projects/{project}") or {}).get("model_version") or "")
+
+
 def project_version_counts(ls: LabelStudioClient, project: int) -> tuple[str, dict]:
     """The project's model_version and ``{version: prediction count}``."""
-    version = (ls.get(f"/api/projects/{project}") or {}).get("model_version") or ""
-    return version, ls.model_versions(project)
+    return project_version(ls, project), polled(lambda: ls.model_versions(project))
 
 
 def backend_status(backend_url: str, project: int) -> dict:
@@ -66,7 +86,7 @@ def wait_training(backend_url: str, project: int, *, after: float, timeout: floa
     """The backend's ``last_training`` once a training started after epoch ``after`` has finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = backend_status(backend_url, project).get("last_training") or {}
+        job = polled(lambda: backend_status(backend_url, project)).get("last_training") or {}
         if job.get("started", 0) >= after - 1 and job.get("finished"):
             if job.get("state") != "done":
                 raise RuntimeError(f"the training ended {job.get('state')}: {job}")
@@ -219,12 +239,30 @@ def locked_errors(log: Path) -> int:
                if "custom_exception_handler" in line and "database is locked" in line)
 
 
+def http_500_answers(log: Path) -> dict[str, int]:
+    """``{"METHOD path-kind": count}`` of Label Studio's HTTP 500 answers in its access log."""
+    import re
+    counts: dict[str, int] = {}
+    seen = set()
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return counts
+    for line in lines:
+        m = re.search(r'^\[([^\]]+)\].*"(\w+) (/api/[a-z/_-]+?)(/\d+)?[/?" ].*" 500 ', line)
+        if m and line not in seen:  # Label Studio logs each access line twice
+            seen.add(line)
+            key = f"{m.group(2)} {m.group(3)}{'/<id>' if m.group(4) else ''}"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previous: str,
                   count: int = 200, top_n: int = 1000, timeout: float = 1800) -> dict:
     """``count`` reviews of the top of the Data Manager order, then: the new version's top
     ``top_n`` visible (the project on a new version and the DM's first ``top_n`` all carrying
     it), and every task on it."""
-    top = dm_top(ls, pid, count=top_n)
+    top = polled(lambda: dm_top(ls, pid, count=top_n))
     targets = verdict_targets(top, truth, spec, count=count)
     saves = timed_saves(ls, targets)
     t_last = time.monotonic()
@@ -232,19 +270,19 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
     switched = visible = None
     stale_first_page: list[int] = []
     while time.monotonic() < deadline and visible is None:
-        version = (ls.get(f"/api/projects/{pid}") or {}).get("model_version") or ""
+        version = project_version(ls, pid)
         if version and version != previous:
             switched = switched or time.monotonic()
             # the Data Manager's own page: its predictions_score is the mean score of the
             # project's model_version (None for a task without a prediction of it)
-            first = dm_top(ls, pid, count=top_n, fields="task_only")
+            first = polled(lambda: dm_top(ls, pid, count=top_n, fields="task_only"))
             stale_first_page.append(sum(t.get("predictions_score") is None for t in first[:100]))
             if all(t.get("predictions_score") is not None for t in first):
                 visible = time.monotonic()
                 break
         time.sleep(0.5)
     # checked again with every prediction listed
-    checked = dm_top(ls, pid, count=top_n) if visible else []
+    checked = polled(lambda: dm_top(ls, pid, count=top_n)) if visible else []
     confirmed = bool(checked) and all(on_version(t, version) for t in checked)
     version, t_all = wait_all_on_version(ls, pid, total=total, not_version=previous, timeout=timeout)
     return {"reviews": len(targets), "corrections": sum(1 for (aid, res), t in zip(targets, top)
@@ -330,6 +368,8 @@ def run(args, *, echo: Callable[[str], None] = print) -> dict:
         out["reviewer_saves_total"] = summarize(reviewer.stop())
         out["save_without_backend_at_end"] = saves_disconnected(ls, pid, ml_id, sample[:30])
         out["label_studio_database_locked_errors"] = locked_errors(stack.ls_server.log)
+        out["label_studio_http_500_answers"] = http_500_answers(stack.ls_server.log)
+        out["bench_poll_errors"] = list(POLL_ERRORS)
     finally:
         for p in probes:
             p.stop()
