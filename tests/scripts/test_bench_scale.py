@@ -50,3 +50,16 @@ def test_table_shows_the_training_report_and_missing_figures_as_none():
     assert "44.1" in text
     line = next(x for x in text.splitlines() if x.startswith("second_training: Start Training"))
     assert line.split()[-1] == "None"
+
+
+def test_label_studio_500_answers_are_counted_once_by_request_kind(tmp_path):
+    from scripts.bench_scale import http_500_answers, locked_errors
+    line = '[2026-12-01 22:57:49,022] [django.server::log_message::213] [ERROR] "PATCH /api/annotations/10099 HTTP/1.1" 500 1918'
+    ok = '[2026-12-01 22:57:50,022] [django.server::log_message::213] [INFO] "PATCH /api/annotations/10099 HTTP/1.1" 200 537'
+    other = '[2026-12-01 23:03:01,814] [django.server::log_message::213] [ERROR] "GET /api/projects/1 HTTP/1.1" 500 1918'
+    locked = '[2026-12-01 22:22:01,137] [core.utils.common::custom_exception_handler::97] [ERROR] 2b database is locked'
+    log = tmp_path / "ls.log"
+    log.write_text("\n".join([line, line, ok, other, other, locked]) + "\n")
+    assert http_500_answers(log) == {"PATCH /api/annotations/<id>": 1, "GET /api/projects/<id>": 1}
+    assert locked_errors(log) == 1
+    assert http_500_answers(tmp_path / "missing.log") == {}
