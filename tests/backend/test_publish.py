@@ -33,13 +33,15 @@ def test_the_top_first_then_the_rest_in_bounded_chunks(tmp_path, fake_ls, h):
         seen.update(fake_ls.current_scores(pid))
         return answer
     fake_ls._patch_project = spy
-    report = publish_all(store, client, 1, spec=spec, method="m", kind="feedback", batch=6, top_first=5)
+    report = publish_all(store, client, 1, spec=spec, method="m", kind="feedback", batch=6, top_first=5,
+                         delete_chunk=4)
     new = {r.task_id: r.score for r in store.scored_tasks()}
     top5 = sorted(new, key=lambda t: (-new[t], t))[:5]
     assert sorted(seen) == sorted(top5)  # only new scores, and exactly the new top, on the switch
     assert all(seen[t] == new[t] for t in top5)
-    assert report["replaced_old"] == 15 and report["deleted_old"] == 5  # 3 chunks, then the top's
-    assert len(fake_ls.calls_to("POST", "/api/dm/actions")) - before == 3  # chunks of at most 6 tasks, never a whole version at once
+    assert report["replaced_old"] == 15 and report["deleted_old"] == 5  # the rest's, then the top's
+    # 3 batches of 6, 6, 3 tasks, their old predictions deleted at most 4 tasks per action
+    assert len(fake_ls.calls_to("POST", "/api/dm/actions")) - before == 2 + 2 + 1  # chunks of at most 6 tasks, never a whole version at once
     assert fake_ls.current_scores(1) == new
     assert len(fake_ls.predictions) == 20  # one prediction per task
     assert store.versions()[0]["pushed"] == 20 and store.versions()[0]["state"] == "current"
