@@ -71,8 +71,11 @@ def wait_for(check, *, timeout: float, what: str):
 
 # -- the page ----------------------------------------------------------------------------------------
 def page(browser):
+    """A wait on the page that polls again when an element it read was re-rendered meanwhile
+    (Label Studio's React views replace nodes while they load)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(browser, WAIT)
+    return WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def css(browser, selector: str):
