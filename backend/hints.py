@@ -20,16 +20,14 @@ from .tasks import TaskRow, Verdict
 
 log = logging.getLogger(__name__)
 
-HINT_KINDS = ("annotation", "annotation_deleted", "task_deleted", "task")
-
-
-def process_hints(model, *, limit: int = 1000) -> dict:
-    """Re-read queued annotation and deletion hints (``task`` hints are scored elsewhere).
+def process_hints(model, hints) -> dict:
+    """Re-read the annotation and deletion ``hints`` (``(kind, object_id)`` as the store's
+    ``take_hints`` gives them; ``task`` hints are scored elsewhere and skipped here).
     Returns counts and ``stalled`` (Label Studio could not be read; hints stay queued)."""
     store = model.store
     report = {"verdicts_added": 0, "verdicts_forgotten": 0, "tasks_forgotten": 0,
               "hints_dropped": 0, "stalled": False}
-    for kind, object_id in store.take_hints(limit):
+    for kind, object_id in hints:
         if kind == "task":
             continue
         try:
@@ -83,13 +81,21 @@ def verdict_from_annotation(ann: dict | None, *, project_id: int, store, spec) -
         return None
     task_id = ann.get("task")
     row = store.task(task_id) if isinstance(task_id, int) and not isinstance(task_id, bool) else None
-    if row is None or row.label is None or row.score is None:
+    return saved_verdict(row, annotation_id=ann["id"], label=spec.label_of(ann.get("result")),
+                         updated_at=str(ann.get("updated_at") or ann.get("created_at") or ""))
+
+
+def saved_verdict(row: TaskRow | None, *, annotation_id: int | None, label: str | None,
+                  updated_at: str) -> Verdict | None:
+    """The verdict a reviewer's saved annotation (``annotation_id``, its choice ``label``, its
+    ``updated_at``) makes on the stored ``row``, or None: the task is not one the ranker scored
+    with a label, the annotation has no choice, or it is no save made after the annotation the
+    ranker was trained on. The one rule for webhooks re-read and for a training's listing."""
+    if row is None or row.label is None or row.score is None or label is None or annotation_id is None:
         return None
-    label = spec.label_of(ann.get("result"))
-    updated = str(ann.get("updated_at") or ann.get("created_at") or "")
-    if label is None or not is_newer_save(row, annotation_id=ann["id"], updated_at=updated):
+    if not is_newer_save(row, annotation_id=annotation_id, updated_at=updated_at):
         return None
-    return Verdict(task_id=task_id, annotation_id=ann["id"], updated_at=updated, label=label)
+    return Verdict(task_id=row.task_id, annotation_id=annotation_id, updated_at=updated_at, label=label)
 
 
 def is_newer_save(row: TaskRow, *, annotation_id: int, updated_at: str) -> bool:

@@ -8,11 +8,11 @@ from typing import Iterable
 
 import numpy as np
 
+from .hints import saved_verdict
 from .images import load_images
 from .ls_client import LabelStudioError
 from .publish import publish_all
-from .hints import is_newer_save
-from .tasks import TaskRow, Verdict, class_indices, read_tasks, replay_verdicts
+from .tasks import TaskRow, class_indices, read_tasks, replay_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,12 @@ def reconcile_verdicts(store, listed: Iterable[TaskRow]) -> int:
     stored = store.all_tasks()
     for row in listed:
         old = stored.get(row.task_id)
-        if (old is None or old.label is None or old.score is None or row.label is None
-                or row.annotation_id is None or old.annotation_id is None):
-            continue
-        if is_newer_save(old, annotation_id=row.annotation_id, updated_at=row.annotated_at or ""):
-            added += store.add_verdict(Verdict(task_id=row.task_id, annotation_id=row.annotation_id,
-                                               updated_at=row.annotated_at or "", label=row.label))
+        if old is None or old.annotation_id is None:
+            continue  # no record of what the previous ranker was trained on
+        verdict = saved_verdict(old, annotation_id=row.annotation_id, label=row.label,
+                                updated_at=row.annotated_at or "")
+        if verdict is not None:
+            added += store.add_verdict(verdict)
     return added
 
 

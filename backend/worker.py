@@ -135,7 +135,7 @@ class ProjectWorker:
             return
         hints = store.take_hints(TASK_HINTS_PER_PASS)
         if any(kind != "task" for kind, _ in hints):
-            self._run("hints", lambda: process_hints(model), record=False)
+            self._run("hints", lambda: process_hints(model, hints), record=False)
             if (self.last_report or {}).get("stalled"):  # Label Studio unreachable
                 self._back_off()
         task_ids = [oid for kind, oid in hints if kind == "task"]
