@@ -70,7 +70,7 @@ def publish_all(store: Store, client, project_id: int, *, spec: LabelSpec, metho
     if created:
         # Accepted only once predictions of that version exist, hence after the upload.
         client.set_model_version(project_id, version)
-    store.add_version(version, kind=kind, pushed=created)
+    store.add_version(version, pushed=created)
     t_visible = time.monotonic()
     replaced = 0
     for start in range(0, len(rest), batch):

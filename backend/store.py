@@ -217,17 +217,13 @@ class Store:
                        (version, number, kind, time.time()))
         return version
 
-    def add_version(self, version: str, *, number: int | None = None, kind: str, pushed: int) -> None:
-        """Make ``version`` the current one (recorded by ``begin_version``, or new with
-        ``number``); the previous current version becomes ``old``."""
+    def add_version(self, version: str, *, pushed: int) -> None:
+        """Make ``version`` (recorded by ``begin_version``) the current one; the previous current
+        version becomes ``old``."""
         with self._transaction() as db:
             db.execute("UPDATE versions SET state='old' WHERE state='current'")
-            if number is not None:
-                db.execute("INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?, 'current')",
-                           (version, number, kind, time.time(), pushed))
-            else:
-                db.execute("UPDATE versions SET state='current', pushed=? WHERE version=?",
-                           (pushed, version))
+            db.execute("UPDATE versions SET state='current', pushed=? WHERE version=?",
+                       (pushed, version))
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('model_version', ?)",
                        (json.dumps(version),))
 

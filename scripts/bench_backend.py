@@ -48,7 +48,7 @@ TOKEN = "bench-token-1234"
 
 
 BIG_TASK_BASE = 1_000_000  # task ids of the verdict project start here (after the trained project's)
-SEEDED = "suspicion-seeded-v1"
+SEEDED = "suspicion-seeded-0-v1"  # what Store.begin_version names the first version of method "seeded"
 
 
 def png(arr: np.ndarray) -> bytes:
@@ -260,7 +260,9 @@ def main(argv=None) -> int:
                                  label=str(yb[i]),
                                  item_index=i, score=float(ranker.scores[i]),
                                  predicted=int(ranker.predicted[i])) for i in range(big)])
-    store.add_version(SEEDED, number=1, kind="train", pushed=big)
+    if store.begin_version(method="seeded", kind="train", stamp="0") != SEEDED:
+        raise RuntimeError(f"the seeded project's first version is not named {SEEDED}")
+    store.add_version(SEEDED, pushed=big)
     store.close()
     model2 = app.extensions["suspicion"].get(2)
     model2.ranker()  # loaded once, as after any restart

@@ -142,14 +142,14 @@ def test_a_truncated_ranker_file_is_reported_and_retrained(make_app, fake_ls, h)
 def test_a_version_is_numbered_once_and_an_orphaned_push_is_cleaned_up(tmp_path):
     store = Store(tmp_path / "s.sqlite3")
     v1 = store.begin_version(method="m", kind="train", stamp="T")
-    store.add_version(v1, kind="train", pushed=3)
+    store.add_version(v1, pushed=3)
     v2 = store.begin_version(method="m", kind="feedback", stamp="T")  # the process dies mid-push
     store.close()
     store = Store(tmp_path / "s.sqlite3")
     v3 = store.begin_version(method="m", kind="feedback", stamp="T")
     assert (v1, v2, v3) == ("suspicion-m-T-v1", "suspicion-m-T-v2", "suspicion-m-T-v3")
     assert store.old_versions() == [v2]  # v2's predictions go; v3 is being pushed
-    store.add_version(v3, kind="feedback", pushed=3)
+    store.add_version(v3, pushed=3)
     assert store.old_versions() == [v1, v2]
     assert store.get("model_version") == v3
 
