@@ -23,6 +23,7 @@ from flask import Flask
 
 from .config import Config
 from .errors import ApiError
+from .labels import parse_label_config
 from .ls_client import LabelStudioClient, LabelStudioError
 from .model import SuspicionModel, label_studio_address, setup_address
 from .worker import ProjectWorker
@@ -71,13 +72,21 @@ class Projects:
                 except Exception:
                     log.exception("could not open project state in %s", child)
 
-    def confirmed(self, project_id: int, *, hostname=None, access_token=None) -> SuspicionModel:
-        """The project's model; a project new to this backend is first looked up in Label Studio
-        (with the address ``/setup`` would give it) and created only when it exists there.
-        Raises ``ApiError`` (404: Label Studio has no such project; 503: it cannot be asked)."""
+    def confirmed(self, project_id: int, *, label_config=None, hostname=None,
+                  access_token=None) -> SuspicionModel:
+        """The project's model. A project new to this backend needs a valid ``label_config``
+        (checked first) and is then looked up in Label Studio (with the address ``/setup`` would
+        give it); it is created only when it exists there. Raises ``ApiError`` (422: no or a bad
+        label config; 404: Label Studio has no such project; 503: it cannot be asked)."""
         model = self.get(project_id, create=False)
         if model is not None:
             return model
+        if not label_config:
+            raise ApiError("label config (schema) is required for a project new to this backend", 422)
+        try:
+            parse_label_config(label_config)
+        except ValueError as exc:
+            raise ApiError(str(exc), 422) from None
         setup_url, setup_token = setup_address(hostname, access_token)
         try:
             url, key = label_studio_address(self.config, setup_url=setup_url, setup_token=setup_token)
@@ -89,6 +98,7 @@ class Projects:
             raise ApiError(f"Label Studio at {url} has no project {project_id} that this backend's "
                            f"key can see", 404)
         return self.get(project_id)
+
     def get(self, project_id: int, *, create: bool = True) -> SuspicionModel | None:
         """The project's model; a project new to this backend is created when ``create``."""
         with self._lock:

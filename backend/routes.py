@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, jsonify, request
 from .auth import basic_auth_required, check_basic_auth
 from .config import Config
 from .errors import ApiError, refused_as
-from .labels import parse_label_config
 from .model import parse_project_id
 from .registry import Projects
 
@@ -29,13 +28,8 @@ def setup():
     body = json_object()
     pid = required_project_id(body.get("project"))
     label_config = body.get("schema") or body.get("label_config")
-    model = projects().get(pid, create=False)
-    if model is None or label_config:
-        with refused_as(422):  # validated before any state exists for a new project
-            parse_label_config(label_config) if label_config or model is None else None
-    if model is None:
-        model = projects().confirmed(pid, hostname=body.get("hostname"),
-                                     access_token=body.get("access_token"))
+    model = projects().confirmed(pid, label_config=label_config, hostname=body.get("hostname"),
+                                 access_token=body.get("access_token"))
     with refused_as(422):
         version = model.setup(label_config, hostname=body.get("hostname"),
                               access_token=body.get("access_token"))
@@ -54,12 +48,7 @@ def predict():
             raise ApiError(f"tasks[{i}] needs an integer 'id'")
     pid = required_project_id(body.get("project"))
     label_config = body.get("label_config")
-    model = projects().get(pid, create=False)
-    with refused_as(422):
-        if model is None:
-            parse_label_config(label_config)  # a new project needs a valid config first
-    if model is None:
-        model = projects().confirmed(pid)
+    model = projects().confirmed(pid, label_config=label_config)
     with refused_as(422):
         if label_config or not model.known:
             model.setup(label_config)
@@ -86,11 +75,7 @@ def webhook():
     pid = project_id(body["project"])
     if action == "START_TRAINING":
         project = body["project"] if isinstance(body["project"], dict) else {}
-        model = projects().get(pid, create=False)
-        if model is None:
-            with refused_as(422):
-                parse_label_config(project.get("label_config"))
-            model = projects().confirmed(pid)
+        model = projects().confirmed(pid, label_config=project.get("label_config"))
         if project.get("label_config") or not model.known:
             with refused_as(422):
                 model.setup(project.get("label_config"))
