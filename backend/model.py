@@ -307,6 +307,9 @@ class SuspicionModel:
         feedback = self.store.get("last_feedback")
         if feedback:
             out["last_feedback"] = feedback
+        cleanup = self.store.get("last_cleanup")
+        if cleanup:
+            out["last_cleanup"] = cleanup
         out["versions"] = [v["version"] for v in self.store.versions()[:5]]
         return out
 

@@ -5,7 +5,8 @@ Label Studio task: item index in the fitted ranker, image URL, label it was rank
 predicted class, reviewed flag, the annotation the label came from; read and written as
 :class:`backend.tasks.TaskRow`), ``verdicts`` (unique on task, annotation and its updated_at, so
 the same event twice counts once), ``versions``, ``jobs`` (a job left ``running`` by a crash is
-re-run on restart) and ``hints`` (webhooks waiting to be re-read through the API).
+re-run on restart), ``hints`` (webhooks waiting to be re-read through the API) and
+``stale_predictions`` (tasks that may still carry predictions of an older version in Label Studio).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS hints (
     kind TEXT NOT NULL, object_id INTEGER NOT NULL, received REAL NOT NULL,
     PRIMARY KEY(kind, object_id));
+CREATE TABLE IF NOT EXISTS stale_predictions (task_id INTEGER PRIMARY KEY);
 """
 
 _CHUNK = 500
@@ -111,6 +113,7 @@ class Store:
     def replace_tasks(self, rows: Iterable[TaskRow]) -> None:
         """Replace all tasks with ``rows``, in one transaction."""
         with self._transaction() as db:
+            db.execute("DELETE FROM meta WHERE key='published_version'")
             db.execute("DELETE FROM tasks")
             db.executemany(f"INSERT INTO tasks({_TASK_COLUMNS}) VALUES({_TASK_MARKS})",
                            [tuple(r) for r in rows])
@@ -127,6 +130,7 @@ class Store:
     def update_scores(self, rows: Iterable[TaskRow]) -> None:
         """Write the ``score`` and ``reviewed`` of ``rows`` (other fields are left as stored)."""
         with self._transaction() as db:
+            db.execute("DELETE FROM meta WHERE key='published_version'")
             db.executemany("UPDATE tasks SET score=?, reviewed=? WHERE task_id=?",
                            [(r.score, int(r.reviewed), r.task_id) for r in rows])
 
@@ -228,7 +232,22 @@ class Store:
                        (json.dumps(version),))
 
     def set_pushed(self, version: str, pushed: int) -> None:
-        self._q("UPDATE versions SET pushed=? WHERE version=?", (int(pushed), version))
+        """Record that every stored score is in Label Studio under ``version``."""
+        with self._transaction() as db:
+            db.execute("UPDATE versions SET pushed=? WHERE version=?", (int(pushed), version))
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('published_version', ?)",
+                       (json.dumps(version),))
+
+    def published_version(self) -> str | None:
+        """The current version when every stored score has been pushed under it (None while a
+        push runs or after the scores changed): only then may predictions be re-imported."""
+        version = self.get("published_version")
+        return version if version is not None and version == self.get("model_version") else None
+
+    def live_versions(self) -> list[str]:
+        """Versions that may have predictions in Label Studio (all but the deleted ones)."""
+        return [r[0] for r in self._q("SELECT version FROM versions WHERE state != 'deleted' "
+                                      "ORDER BY number")]
 
     def old_versions(self) -> list[str]:
         """Versions whose predictions are to be deleted: replaced ones, and ones whose push never
@@ -244,6 +263,22 @@ class Store:
         rows = self._q("SELECT version, number, kind, created, pushed, state FROM versions "
                        "ORDER BY number DESC")
         return [dict(zip(("version", "number", "kind", "created", "pushed", "state"), r)) for r in rows]
+
+    # -- tasks with predictions of older versions ------------------------------------------------
+    def mark_stale(self, task_ids: Iterable[int]) -> None:
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO stale_predictions VALUES(?)",
+                           [(int(t),) for t in task_ids])
+
+    def stale_task_ids(self) -> set[int]:
+        return {r[0] for r in self._q("SELECT task_id FROM stale_predictions")}
+
+    def has_stale(self) -> bool:
+        return bool(self._q("SELECT 1 FROM stale_predictions LIMIT 1"))
+
+    def clear_stale(self, task_ids: Iterable[int]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM stale_predictions WHERE task_id=?", [(int(t),) for t in task_ids])
 
     # -- jobs -----------------------------------------------------------------------------------
     def start_job(self, kind: str) -> int:

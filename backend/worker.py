@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 
+from .cleanup import clean_old_predictions, cleanup_due
 from .feedback import apply_verdicts, score_created_tasks, verdicts_due
 from .hints import process_hints
 from .ls_client import LabelStudioError
@@ -95,7 +96,8 @@ class ProjectWorker:
         store = self.model.store
         with self._cond:
             busy = self._train or self._feedback or self.state != "idle"
-        return not busy and not store.take_hints(1) and store.pending_verdicts()[0] == 0
+        return (not busy and not store.take_hints(1) and store.pending_verdicts()[0] == 0
+                and not (self.model.ranker() is not None and cleanup_due(store)))
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -158,6 +160,24 @@ class ProjectWorker:
         if model.ranker() is not None and (forced or verdicts_due(
                 store, batch=cfg.verdict_batch, quiet_seconds=cfg.verdict_quiet_seconds)):
             self._run("feedback", lambda: apply_verdicts(model))
+        elif model.ranker() is not None and cleanup_due(store):
+            self._run("cleanup", lambda: self._clean(model))
+
+    def _clean(self, model) -> dict:
+        """Older predictions out of Label Studio, giving way to any other work between steps."""
+        cfg, store = model.config, model.store
+
+        def other_work() -> bool:
+            with self._cond:
+                if self._train or self._feedback or self._stop:
+                    return True
+            return bool(store.take_hints(1)) or verdicts_due(
+                store, batch=cfg.verdict_batch, quiet_seconds=cfg.verdict_quiet_seconds)
+        report = clean_old_predictions(store, model.client(), model.project_id, spec=model.spec,
+                                       should_stop=other_work)
+        store.put("last_cleanup", report)
+        log.info("project %s: cleanup %s", model.project_id, report)
+        return report
 
     def _back_off(self) -> None:
         """Wait after consecutive failures (Label Studio down, disk full): 1 s, 2 s, ... 60 s,
@@ -176,7 +196,8 @@ class ProjectWorker:
         job_id = None
         with self._cond:
             self.state = {"train": "training", "feedback": "applying verdicts",
-                          "score_new": "scoring new tasks", "hints": "reading annotations"}[kind]
+                          "score_new": "scoring new tasks", "hints": "reading annotations",
+                          "cleanup": "removing older predictions"}[kind]
         try:
             job_id = store.start_job(kind) if record else None
             self.last_report = fn()

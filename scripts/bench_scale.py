@@ -95,6 +95,21 @@ def wait_training(backend_url: str, project: int, *, after: float, timeout: floa
     raise RuntimeError(f"no training finished within {timeout:.0f} s")
 
 
+def wait_cleanup(ls: LabelStudioClient, backend_url: str, project: int, *, version: str,
+                 timeout: float) -> dict:
+    """Wait for the backend's pass removing older predictions after ``version`` (``last_cleanup``
+    of that version, not stopped); the monotonic time it was seen and what Label Studio holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = polled(lambda: backend_status(backend_url, project)).get("last_cleanup") or {}
+        if done.get("model_version") == version and not done.get("stopped"):
+            counts = polled(lambda: ls.model_versions(project))
+            return {"t": time.monotonic(), "report": done,
+                    "older_predictions_left": sum(n or 0 for v, n in counts.items() if v != version)}
+        time.sleep(1)
+    raise RuntimeError(f"the older predictions were not removed within {timeout:.0f} s")
+
+
 def wait_all_on_version(ls: LabelStudioClient, project: int, *, total: int, not_version: str | None,
                         timeout: float, poll: float = 1.0) -> tuple[str, float]:
     """Wait until the project's model_version (other than ``not_version``) has ``total``
@@ -140,8 +155,9 @@ class Stack:
             self.pg.stop()
 
 
-def start_stack(base: Path, *, db: str, echo: Callable[[str], None] = print) -> Stack:
-    """Label Studio (SQLite or a private PostgreSQL) and the backend, under ``base``."""
+def start_stack(base: Path, *, db: str, tuned: bool = True, echo: Callable[[str], None] = print) -> Stack:
+    """Label Studio (SQLite or a private PostgreSQL; with :data:`servers.LABEL_STUDIO_TUNING`
+    unless ``tuned`` is False) and the backend, under ``base``."""
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)  # the postgres user must reach its cluster folder
     pg = None
@@ -154,7 +170,7 @@ def start_stack(base: Path, *, db: str, echo: Callable[[str], None] = print) -> 
         ls_server = servers.start_label_studio(
             data_dir=base / "label-studio", document_root=docroot, port=servers.free_port(),
             username=USER, password=PASSWORD, token=TOKEN, log=base / "logs" / "label-studio.log",
-            timeout=600)
+            timeout=600, tuned=tuned)
     except BaseException:
         if pg:
             pg.stop()
@@ -216,9 +232,15 @@ def press_and_wait(ls, stack: Stack, pid: int, ml_id: int, *, total: int, previo
     press_s = time.monotonic() - t0
     job = wait_training(stack.backend.url, pid, after=press_epoch, timeout=timeout)
     version, t_all = wait_all_on_version(ls, pid, total=total, not_version=previous, timeout=timeout)
-    return {"press_seconds": rounded(press_s), "start_to_all_scored_seconds": rounded(t_all - t0, 1),
-            "job_seconds": job.get("duration"), "report": job.get("report"), "model_version": version,
-            "window": (t0, t_all)}
+    out = {"press_seconds": rounded(press_s), "start_to_all_scored_seconds": rounded(t_all - t0, 1),
+           "job_seconds": job.get("duration"), "report": job.get("report"), "model_version": version,
+           "window": (t0, t_all)}
+    if previous is not None:  # the older version's predictions go in the background: until done
+        clean = wait_cleanup(ls, stack.backend.url, pid, version=version, timeout=timeout)
+        out.update(start_to_older_predictions_removed_seconds=rounded(clean["t"] - t0, 1),
+                   cleanup=clean["report"], older_predictions_left=clean["older_predictions_left"],
+                   window=(t0, clean["t"]))
+    return out
 
 
 def saves_disconnected(ls, pid: int, ml_id: int, sample: list[tuple[int, list]]) -> dict:
@@ -285,14 +307,17 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
     checked = polled(lambda: dm_top(ls, pid, count=top_n)) if visible else []
     confirmed = bool(checked) and all(on_version(t, version) for t in checked)
     version, t_all = wait_all_on_version(ls, pid, total=total, not_version=previous, timeout=timeout)
-    return {"reviews": len(targets), "corrections": sum(1 for (aid, res), t in zip(targets, top)
+    clean = wait_cleanup(ls, stack.backend.url, pid, version=version, timeout=timeout)
+    return {"last_save_to_older_predictions_removed_seconds": rounded(clean["t"] - t_last, 1),
+            "cleanup": clean["report"], "older_predictions_left": clean["older_predictions_left"],
+            "reviews": len(targets), "corrections": sum(1 for (aid, res), t in zip(targets, top)
                                                          if res != t["annotations"][0]["result"]),
             "saves": summarize(saves), "last_save_to_version_switch_seconds": rounded(switched and switched - t_last, 1),
             "last_save_to_top_visible_seconds": rounded(visible and visible - t_last, 1),
             "stale_in_first_100_while_polling": stale_first_page,
             "top_confirmed_with_fields_all": confirmed,
             "last_save_to_all_on_new_version_seconds": rounded(t_all - t_last, 1), "model_version": version,
-            "window": (saves[0].t if saves else t_last, t_all)}
+            "window": (saves[0].t if saves else t_last, clean["t"])}
 
 
 def run(args, *, echo: Callable[[str], None] = print) -> dict:
@@ -301,8 +326,9 @@ def run(args, *, echo: Callable[[str], None] = print) -> dict:
     from scripts.ls_project import connect_ml_backend
 
     base = (args.dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))).resolve()
-    out: dict = {"machine": machine(), "n": args.n, "db": args.db, "dir": str(base)}
-    stack = start_stack(base, db=args.db, echo=echo)
+    out: dict = {"machine": machine(), "n": args.n, "db": args.db, "dir": str(base),
+                 "label_studio_settings": {} if args.stock_label_studio else dict(servers.LABEL_STUDIO_TUNING)}
+    stack = start_stack(base, db=args.db, tuned=not args.stock_label_studio, echo=echo)
     probes: list[Probe] = []
     try:
         folder = make_folder(stack.docroot / f"fashion-{args.n}", n=args.n, seed=args.seed)
@@ -388,6 +414,7 @@ def table(figures: dict) -> str:
         return x
 
     rows = [("tasks", figures.get("n")), ("database", figures.get("db")),
+            ("Label Studio settings", ", ".join(figures.get("label_studio_settings") or {}) or "as installed"),
             ("import (s)", figures.get("import_seconds"))]
     for name in ("first_training", "second_training"):
         rep = get(name, "report") or {}
@@ -404,11 +431,15 @@ def table(figures: dict) -> str:
                   f"{get(name, 'reviewer_saves_meanwhile', 'max_s')}"),
                  (f"{name}: reviewer saves during listing, max (s)",
                   get(name, "reviewer_saves_during_listing", "max_s"))]
+    rows += [("second_training: Start Training to older predictions removed (s)",
+              get("second_training", "start_to_older_predictions_removed_seconds"))]
     rows += [("verdicts: 200 saves p50 / max (s)", f"{get('verdicts', 'saves', 'p50_s')} / "
                                                   f"{get('verdicts', 'saves', 'max_s')}"),
              ("verdicts: last save to top 1000 visible (s)", get("verdicts", "last_save_to_top_visible_seconds")),
              ("verdicts: last save to all on new version (s)",
               get("verdicts", "last_save_to_all_on_new_version_seconds")),
+             ("verdicts: last save to older predictions removed (s)",
+              get("verdicts", "last_save_to_older_predictions_removed_seconds")),
              ("verdicts: reviewer saves / failed", f"{get('verdicts', 'reviewer_saves_meanwhile', 'count')} / "
                                                   f"{get('verdicts', 'reviewer_saves_meanwhile', 'failed')}"),
              ("save without / with backend / without at end, p50 (s)",
@@ -436,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stock-label-studio", action="store_true",
+                    help="start Label Studio without the settings of servers.LABEL_STUDIO_TUNING")
     ap.add_argument("--timeout", type=float, default=7200.0, help="seconds allowed per waiting step")
     ap.add_argument("--out", type=Path, default=servers.REPO / "benchmark" / "scale.json")
     args = ap.parse_args(argv)

@@ -37,6 +37,8 @@ LS_SETTINGS = {
     "CSRF_TRUSTED_ORIGINS", "ALLOWED_HOSTS", "DISABLE_SIGNUP_WITHOUT_LINK",
     # its database (label_studio/core/settings/base.py): DJANGO_DB=default is PostgreSQL
     "DJANGO_DB", "POSTGRE_NAME", "POSTGRE_USER", "POSTGRE_PASSWORD", "POSTGRE_HOST", "POSTGRE_PORT",
+    # a feature flag of label_studio/feature_flags.json, set from the environment
+    "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short",
 }
 #: Variables the image sets for Python and pip themselves, not for the backend.
 RUNTIME_PREFIXES = ("PYTHON", "PIP_")
@@ -383,6 +385,12 @@ def test_label_studio_settings_for_a_backend_on_the_compose_network(services):
     assert env["SSRF_PROTECTION_ENABLED"] == "false"
     assert env["LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN"] == "true"
     assert env["LABEL_STUDIO_USER_TOKEN"].startswith("${LABEL_STUDIO_API_KEY")
+
+
+def test_label_studio_runs_with_the_settings_the_scripts_and_benchmarks_use(services):
+    from scripts.servers import LABEL_STUDIO_TUNING
+    env = service_env(services["label-studio"])
+    assert {k: env.get(k) for k in LABEL_STUDIO_TUNING} == LABEL_STUDIO_TUNING
 
 
 def test_label_studio_runs_on_the_postgres_service_with_its_own_volume(services):

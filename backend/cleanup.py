@@ -1,0 +1,91 @@
+"""Remove older versions' predictions from Label Studio after a publish, in short steps.
+
+Label Studio 1.23.2 deletes predictions only in ways that touch every prediction (a signal per
+prediction, about 10 ms each): ``DELETE .../model-versions/`` removes a whole version in one
+transaction (10 minutes at 60,000 tasks, with a reviewer's save on SQLite failing after 5 s of
+waiting), and the Data Manager's "Delete predictions" action removes *every* prediction of the
+selected tasks, the current version's too. So the cleanup takes ``chunk`` tasks at a time,
+deletes their predictions and imports their current one again: a transaction of a second or two,
+after which the tasks are back in the sort with the same score. It starts at the bottom of the
+sort and leaves the top ``top_first`` tasks alone, so what a reviewer looks at never moves; the
+older versions' rows left on those tasks are deleted by version once few remain (a task leaves
+the top when it is reviewed). It stops between steps as soon as other work is waiting (a
+training, a verdict batch, webhooks) and resumes from the store on the next idle moment or after
+a restart: the tasks still to do are recorded in the store.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from .labels import LabelSpec
+from .publish import TOP_FIRST, sort_order, version_predictions
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: tasks per step: deleting their predictions (two each, about 10 ms apiece) and re-importing
+#: one each keeps Label Studio's transaction to a couple of seconds
+CLEAN_CHUNK = 100
+
+
+def cleanup_due(store: Store) -> bool:
+    """True when the current version is fully pushed, older predictions may be left, and no
+    pass has yet been made after it."""
+    version = store.published_version()
+    return (version is not None and store.get("cleaned_version") != version
+            and (store.has_stale() or bool(store.old_versions())))
+
+
+def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelSpec,
+                          top_first: int = TOP_FIRST, chunk: int = CLEAN_CHUNK,
+                          should_stop: Callable[[], bool] = lambda: False) -> dict:
+    """One cleanup pass (see the module); returns counts, ``stopped`` when it gave way to other
+    work before the end. Label Studio's errors propagate: the tasks not done stay recorded."""
+    t0 = time.monotonic()
+    version = store.published_version()
+    report = {"model_version": version, "tasks_cleaned": 0, "deleted": 0, "versions_deleted": 0,
+              "stopped": False}
+    if version is None:
+        return report
+    rows = sort_order(store.scored_tasks())
+    stale = store.stale_task_ids()
+    scored = {r.task_id for r in rows}
+    orphans = sorted(stale - scored)  # no score any more (e.g. its image became unreadable)
+    todo = [r for r in reversed(rows[top_first:]) if r.task_id in stale]
+    predictions = version_predictions(rows, spec=spec, version=version)
+    steps = [(orphans[i:i + chunk], []) for i in range(0, len(orphans), chunk)]
+    steps += [([r.task_id for r in todo[i:i + chunk]], todo[i:i + chunk])
+              for i in range(0, len(todo), chunk)]
+    for done, (ids, again) in enumerate(steps):
+        if done and should_stop():
+            report.update(stopped=True, seconds=round(time.monotonic() - t0, 3))
+            return report
+        report["deleted"] += client.delete_task_predictions(project_id, ids)
+        if again:
+            client.import_predictions(project_id, predictions(again), batch=len(again))
+        store.clear_stale(ids)
+        report["tasks_cleaned"] += len(ids)
+    report["versions_deleted"] = delete_small_versions(store, client, project_id, limit=chunk)
+    store.put("cleaned_version", version)
+    report.update(left_on_top=len(store.stale_task_ids()), seconds=round(time.monotonic() - t0, 3))
+    return report
+
+
+def delete_small_versions(store: Store, client, project_id: int, *, limit: int) -> int:
+    """Delete by version the older versions with at most ``limit`` predictions left (a short
+    transaction); a version with none left is marked deleted. Returns how many went."""
+    counts = client.model_versions(project_id)
+    gone = 0
+    for old in store.old_versions():
+        left = counts.get(old) or 0
+        if left > limit:
+            continue
+        if left:
+            client.delete_model_version(project_id, old)
+        store.mark_version_deleted(old)
+        gone += 1
+    if not any((counts.get(v) or 0) > limit for v in store.old_versions()):
+        store.clear_stale(store.stale_task_ids())  # no older prediction is left anywhere
+    return gone
