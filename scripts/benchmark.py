@@ -2,6 +2,8 @@
 
     python scripts/benchmark.py --draw dev --count 6 [--sources mnist digits] [--threads 1]
     python scripts/benchmark.py --draw test --count 24 --frozen   # only with the code frozen (committed)
+    python scripts/benchmark.py --draw test --count 24 --frozen --shard 1/2 --threads 1  # and 2/2 beside it,
+    python scripts/benchmark.py --draw test --merge 2     # then the shards' results as one draw
     python scripts/benchmark.py --markdown [--draw dev]    # the written results as Markdown
     python scripts/benchmark.py --memory 60000             # peak RSS and wall time of DFauLo on 60k Fashion-MNIST
 
@@ -153,6 +155,41 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes K/N (e.g. 1/2), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
+def shard_path(out: Path, draw: str, shard: tuple[int, int]) -> Path:
+    return out / f"scenarios-{draw}.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def merge_shards(out: Path, draw: str, n: int) -> dict:
+    """The results of shards 1..N of ``draw`` as one document (scenarios in draw order); every
+    shard must be complete and all must come from the same commit."""
+    docs = []
+    for k in range(1, n + 1):
+        path = shard_path(out, draw, (k, n))
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist; run --shard {k}/{n} first")
+        docs.append(json.loads(path.read_text()))
+    if not all(d.get("complete") for d in docs):
+        raise ValueError("a shard has not finished: " + ", ".join(
+            str(shard_path(out, draw, (k + 1, n))) for k, d in enumerate(docs) if not d.get("complete")))
+    if len({d["commit"] for d in docs}) != 1:
+        raise ValueError(f"the shards come from different commits: {sorted({d['commit'] for d in docs})}")
+    results = sorted((r for d in docs for r in d["results"]), key=lambda r: r["index"])
+    return {**{k: v for k, v in docs[0].items() if k not in ("results", "summary", "shard", "complete")},
+            "command": " and ".join(d["command"] for d in docs) + " (run side by side, merged)",
+            "summary": summarize(results), "results": results}
+
+
 def code_state() -> tuple[str, bool]:
     """(commit, whether detection/ or the benchmark's scripts have uncommitted changes)."""
     def git(*args):
@@ -198,10 +235,23 @@ def main(argv=None) -> int:
     p.add_argument("--no-review", action="store_true", help="skip the simulated review loop")
     p.add_argument("--out", type=Path, default=REPO / "benchmark")
     p.add_argument("--markdown", action="store_true", help="instead: print the draw's written results as Markdown")
+    p.add_argument("--shard", default=None, help="K/N: only every N-th scenario from the K-th (run N side by side)")
+    p.add_argument("--merge", type=int, default=0, help="instead: merge the draw's N finished shards")
     p.add_argument("--memory", type=int, default=0,
                    help="instead: peak memory and wall time of DFauLo on N real Fashion-MNIST items")
     args = p.parse_args(argv)
     path = args.out / f"scenarios-{args.draw}.json"
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+        if args.merge:
+            doc = merge_shards(args.out, args.draw, args.merge)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.merge:
+        path.write_text(json.dumps(doc, indent=1, default=float))
+        print(markdown(doc))
+        return 0
     if args.markdown:
         if not path.is_file():
             print(f"error: {path} does not exist; run the {args.draw} draw first", file=sys.stderr)
@@ -233,16 +283,19 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = []
-    for s in scenarios:
-        results.append(run_scenario(s, epochs=args.epochs, review=not args.no_review))
-        r = results[-1]
-        print(f"{s.name}: DFauLo AP {r['methods']['dfaulo']['ap']:.3f}, best peer {r['best_peer']} "
-              f"{r['methods'][r['best_peer']]['ap']:.3f}", file=sys.stderr, flush=True)
+    if shard:
+        scenarios, path = scenarios[shard[0] - 1::shard[1]], shard_path(args.out, args.draw, shard)
     doc = {"machine": machine, "draw": args.draw, "commit": commit + ("-dirty" if dirty else ""),
            "threads": torch.get_num_threads(), "epochs": args.epochs, "reference_recipe": vars(RECIPE),
            "command": " ".join(["python", "scripts/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
-           "summary": summarize(results), "results": results}
+           "shard": args.shard, "complete": False, "results": []}
+    for s in scenarios:
+        doc["results"].append(run_scenario(s, epochs=args.epochs, review=not args.no_review))
+        r = doc["results"][-1]
+        print(f"{s.name}: DFauLo AP {r['methods']['dfaulo']['ap']:.3f}, best peer {r['best_peer']} "
+              f"{r['methods'][r['best_peer']]['ap']:.3f}", file=sys.stderr, flush=True)
+        path.write_text(json.dumps(doc, indent=1, default=float))  # what is done so far survives a crash
+    doc.update(complete=True, summary=summarize(doc["results"]))
     path.write_text(json.dumps(doc, indent=1, default=float))
     print(markdown(doc))
     return 0

@@ -151,6 +151,32 @@ def test_a_retrain_downloads_nothing_it_already_has(flow, backend):
     flow["version"], flow["order"] = version, dm_order(ls, pid)
 
 
+def test_older_predictions_are_removed_below_the_top_and_the_order_stays(flow, backend):
+    """After the retrain, the cleanup deletes the first version's predictions in short steps
+    (re-importing the current ones): below the top 1,000 no task keeps an older prediction, what
+    is left sits on the top 1,000, and the Data Manager order and scores are what they were."""
+    from backend.publish import TOP_FIRST
+    ls, pid, version = flow["ls"], flow["summary"].project_id, flow["version"]
+    deadline = time.monotonic() + 600
+    while True:
+        done = backend_status(backend, pid).get("last_cleanup") or {}
+        if done.get("model_version") == version and not done.get("stopped"):
+            break
+        assert time.monotonic() < deadline, backend_status(backend, pid)
+        time.sleep(2)
+    order = dm_order(ls, pid)
+    # the same score on every task (tasks of equal score may come in another order)
+    assert ({t["id"]: current_score(t, version) for t in order}
+            == {t["id"]: current_score(t, version) for t in flow["order"]})
+    older = [i for i, t in enumerate(order)
+             if any(p.get("model_version") != version for p in t.get("predictions") or [])]
+    below = len(order) - min(TOP_FIRST, len(order))
+    assert done["tasks_cleaned"] == below and (not older or max(older) < TOP_FIRST), done
+    _, counts = project_state(ls, pid)
+    assert counts.get(version) == len(order) and sum(counts.values()) == len(order) + len(older)
+    print(f"\ne2e cleanup: {done}")
+
+
 def save_like_a_reviewer(ls, annotation_id: int, result: list, *, ls_log) -> None:
     """PATCH an annotation once, as a reviewer clicks Update. A refused save fails the test: a
     reviewer would see that error (Label Studio's log lines about it are printed)."""

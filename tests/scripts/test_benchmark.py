@@ -135,7 +135,7 @@ def fake_result(index, ap_dfaulo, aps):
                for name, ap in aps.items()}
     methods["dfaulo"] = {"ap": ap_dfaulo, "auroc": 0.9, "recall@10%": 0.8, "seconds": 6.0, "cost_x_reference": 3.0}
     best = max(aps, key=aps.get)
-    return {"scenario": f"dev#{index} x", "items": 100, "faults": 10, "best_peer": best,
+    return {"scenario": f"dev#{index} x", "index": index, "items": 100, "faults": 10, "best_peer": best,
             "gap_to_best_peer": ap_dfaulo - aps[best], "gap_to_ref_loss": ap_dfaulo - aps["ref-loss"],
             "methods": methods}
 
@@ -159,3 +159,30 @@ def test_the_test_draw_needs_the_frozen_flag(tmp_path, capsys):
     from benchmark import main
     assert main(["--draw", "test", "--count", "1", "--out", str(tmp_path / "out")]) == 2
     assert "--frozen" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_shards_merge_into_one_draw_in_draw_order_and_refuse_partial_or_mixed_runs(tmp_path):
+    import json
+
+    from benchmark import merge_shards, parse_shard, shard_path
+    peers = {name: 0.5 for name in PEERS + ("own-loss", "own-tracin")}
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "x", "1-2"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+    head = {"machine": {"date": "2025-01-01", "cpus": 2}, "draw": "test", "commit": "abc", "threads": 1}
+    one = {**head, "command": "a", "complete": True, "results": [fake_result(0, 0.9, peers), fake_result(2, 0.4, peers)]}
+    two = {**head, "command": "b", "complete": False, "results": [fake_result(1, 0.7, peers)]}
+    shard_path(tmp_path, "test", (1, 2)).write_text(json.dumps(one))
+    shard_path(tmp_path, "test", (2, 2)).write_text(json.dumps(two))
+    with pytest.raises(ValueError, match="has not finished"):
+        merge_shards(tmp_path, "test", 2)
+    shard_path(tmp_path, "test", (2, 2)).write_text(json.dumps({**two, "complete": True, "commit": "def"}))
+    with pytest.raises(ValueError, match="different commits"):
+        merge_shards(tmp_path, "test", 2)
+    shard_path(tmp_path, "test", (2, 2)).write_text(json.dumps({**two, "complete": True}))
+    doc = merge_shards(tmp_path, "test", 2)
+    assert [r["index"] for r in doc["results"]] == [0, 1, 2] and doc["summary"]["scenarios"] == 3
+    assert doc["summary"]["worst_scenario"] == fake_result(2, 0.4, peers)["scenario"]
+    with pytest.raises(ValueError, match="does not exist"):
+        merge_shards(tmp_path, "test", 3)
