@@ -12,6 +12,10 @@ older versions' rows left on those tasks are deleted by version once few remain 
 the top when it is reviewed). It stops between steps as soon as other work is waiting (a
 training, a verdict batch, webhooks) and resumes from the store on the next idle moment or after
 a restart: the tasks still to do are recorded in the store.
+
+The Data Manager action would also delete predictions the backend did not make (another model's,
+or imported pre-annotations). When the project holds any, the cleanup never uses it: it deletes
+the backend's older versions by version instead, one long transaction each.
 """
 from __future__ import annotations
 
@@ -49,6 +53,15 @@ def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelS
               "stopped": False}
     if version is None:
         return report
+    counts = client.model_versions(project_id)
+    ours = {v["version"] for v in store.versions()}
+    foreign = sorted(v for v, n in counts.items() if n and v not in ours)
+    if foreign:  # the task-wise delete would take them too: only whole versions of ours go
+        report.update(foreign_versions=foreign,
+                      versions_deleted=delete_small_versions(store, client, project_id, limit=None))
+        store.put("cleaned_version", version)
+        report["seconds"] = round(time.monotonic() - t0, 3)
+        return report
     rows = sort_order(store.scored_tasks())
     stale = store.stale_task_ids()
     scored = {r.task_id for r in rows}
@@ -73,10 +86,12 @@ def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelS
     return report
 
 
-def delete_small_versions(store: Store, client, project_id: int, *, limit: int) -> int:
+def delete_small_versions(store: Store, client, project_id: int, *, limit: int | None) -> int:
     """Delete by version the older versions with at most ``limit`` predictions left (a short
-    transaction); a version with none left is marked deleted. Returns how many went."""
+    transaction; ``None``: every older version); a version with none left is marked deleted.
+    Returns how many went."""
     counts = client.model_versions(project_id)
+    limit = float("inf") if limit is None else limit
     gone = 0
     for old in store.old_versions():
         left = counts.get(old) or 0

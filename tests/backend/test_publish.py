@@ -132,3 +132,19 @@ def test_no_cleanup_while_the_scores_are_not_all_pushed(tmp_path, fake_ls, h):
     assert not cleanup_due(store)
     report = clean_old_predictions(store, client, 1, spec=spec, top_first=5, chunk=4)
     assert report["tasks_cleaned"] == 0 and fake_ls.predictions == before
+
+
+def test_cleanup_never_deletes_predictions_the_backend_did_not_make(tmp_path, fake_ls, h):
+    spec, store, client = _setup(tmp_path, fake_ls, h)
+    fake_ls.add_predictions(1, [{"task": 7, "score": 0.9, "model_version": "imported-pre-annotations",
+                                 "result": []}])
+    v1 = publish_all(store, client, 1, spec=spec, method="m", kind="train", batch=50, top_first=5)
+    store.replace_tasks(_rows(20, shift=0.37))
+    v2 = publish_all(store, client, 1, spec=spec, method="m", kind="feedback", batch=50, top_first=5)
+    report = clean_old_predictions(store, client, 1, spec=spec, top_first=5, chunk=4)
+    assert report["foreign_versions"] == ["imported-pre-annotations"] and report["versions_deleted"] == 1
+    assert fake_ls.calls_to("POST", "/api/dm/actions") == []  # it would have taken task 7's too
+    assert fake_ls.deleted_versions == [v1["model_version"]]
+    assert sorted(_per_task(fake_ls)[7]) == sorted(["imported-pre-annotations", v2["model_version"]])
+    assert all(v == [v2["model_version"]] for t, v in _per_task(fake_ls).items() if t != 7)
+    assert not cleanup_due(store)
