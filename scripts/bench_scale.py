@@ -320,14 +320,19 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
             "window": (saves[0].t if saves else t_last, clean["t"])}
 
 
-def run(args, *, echo: Callable[[str], None] = print) -> dict:
+def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -> dict:
+    """The benchmark; ``out`` (filled as the phases end, so that a failure keeps what was
+    measured) is returned."""
     from backend.labels import parse_label_config
     from scripts.import_folder import run_import
     from scripts.ls_project import connect_ml_backend
 
     base = (args.dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))).resolve()
-    out: dict = {"machine": machine(), "n": args.n, "db": args.db, "dir": str(base),
-                 "label_studio_settings": {} if args.stock_label_studio else dict(servers.LABEL_STUDIO_TUNING)}
+    out = {} if out is None else out
+    out.update({"machine": machine(), "n": args.n, "db": args.db, "dir": str(base),
+                "label_studio_settings": {} if args.stock_label_studio else {
+                    **servers.LABEL_STUDIO_TUNING,
+                    **(servers.LABEL_STUDIO_SQLITE_TUNING if args.db == "sqlite" else {})}})
     stack = start_stack(base, db=args.db, tuned=not args.stock_label_studio, echo=echo)
     probes: list[Probe] = []
     try:
@@ -364,16 +369,8 @@ def run(args, *, echo: Callable[[str], None] = print) -> dict:
         probes = [reviewer, health]
         for p in probes:
             p.start()
-        first = press_and_wait(ls, stack, pid, ml_id, total=total, previous=None, timeout=args.timeout)
-        echo(f"first training: all {total} scored {first['start_to_all_scored_seconds']} s after Start Training")
-        second = press_and_wait(ls, stack, pid, ml_id, total=total, previous=first["model_version"],
-                                timeout=args.timeout)
-        echo(f"second training (cache warm): {second['start_to_all_scored_seconds']} s")
-        verdicts = verdict_batch(ls, stack, pid, spec, truth, total=total,
-                                 previous=second["model_version"], timeout=args.timeout)
-        echo(f"verdicts: top 1000 visible {verdicts['last_save_to_top_visible_seconds']} s after the "
-             f"last save, all on the new version after {verdicts['last_save_to_all_on_new_version_seconds']} s")
-        for name, phase in (("first_training", first), ("second_training", second), ("verdicts", verdicts)):
+        def record(name: str, phase: dict) -> dict:
+            """The phase's figures with the reviewer's saves and /health during it, into ``out``."""
             start, end = phase.pop("window")
             listed = (phase.get("report") or {}).get("list_seconds")
             if listed is not None:  # the task listing: Label Studio reads the whole project
@@ -382,15 +379,29 @@ def run(args, *, echo: Callable[[str], None] = print) -> dict:
             phase["reviewer_saves_meanwhile"] = summarize(reviewer.samples, start=start, end=end)
             phase["health_meanwhile"] = summarize(health.samples, start=start, end=end)
             out[name] = phase
+            return phase
+        first = record("first_training", press_and_wait(ls, stack, pid, ml_id, total=total, previous=None,
+                                                         timeout=args.timeout))
+        echo(f"first training: all {total} scored {first['start_to_all_scored_seconds']} s after Start Training")
+        second = record("second_training", press_and_wait(ls, stack, pid, ml_id, total=total,
+                                                           previous=first["model_version"], timeout=args.timeout))
+        echo(f"second training (cache warm): {second['start_to_all_scored_seconds']} s")
+        verdicts = record("verdicts", verdict_batch(ls, stack, pid, spec, truth, total=total,
+                                                    previous=second["model_version"], timeout=args.timeout))
+        echo(f"verdicts: top 1000 visible {verdicts['last_save_to_top_visible_seconds']} s after the "
+             f"last save, all on the new version after {verdicts['last_save_to_all_on_new_version_seconds']} s")
         out["backend_peak_rss_bytes"] = peak_rss_bytes(stack.backend.process.pid)
         health.stop()
         stack.backend.stop()  # Label Studio's own behaviour, without the backend publishing
         stack.backend = None
         version = verdicts["model_version"]
         result = spec.result(0)
-        out["ls_sort_without_current_version"] = sort_behaviour(ls, pid, version, result)
-        ids = [t["id"] for t in ls.iter_tasks(pid, fields="task_only")]
-        out["ls_deletes"] = deletion_behaviour(ls, pid, ids, result, reviewer=reviewer)
+        try:  # Label Studio's own behaviour: a refusal is a figure too
+            out["ls_sort_without_current_version"] = sort_behaviour(ls, pid, version, result)
+            ids = [t["id"] for t in ls.iter_tasks(pid, fields="task_only")]
+            out["ls_deletes"] = deletion_behaviour(ls, pid, ids, result, reviewer=reviewer)
+        except LabelStudioError as exc:
+            out["ls_probe_error"] = f"{time.strftime('%H:%M:%S')} {str(exc)[:300]}"
         out["reviewer_saves_total"] = summarize(reviewer.stop())
         out["save_without_backend_at_end"] = saves_disconnected(ls, pid, ml_id, sample[:30])
         out["label_studio_database_locked_errors"] = locked_errors(stack.ls_server.log)
@@ -456,6 +467,8 @@ def table(figures: dict) -> str:
     for size in (1000, 5000):
         rows.append((f"LS: delete_tasks_predictions {size} tasks (s)",
                      get("ls_deletes", f"delete_tasks_predictions_{size}", "seconds")))
+    rows += [(name, figures[key]) for name, key in (("LS probe refused", "ls_probe_error"),
+                                                    ("run failed", "error")) if figures.get(key)]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -477,17 +490,22 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like an error, so the servers and the PostgreSQL cluster are stopped
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     t0 = time.monotonic()
+    figures: dict = {}
+    failed = None
     try:
-        figures = run(args)
+        run(args, out=figures)
     except (RuntimeError, LabelStudioError, ValueError) as exc:
-        print(f"bench_scale failed: {exc}", file=sys.stderr)
-        return 1
+        failed = f"bench_scale failed: {exc}"
+        figures["error"] = failed  # what was measured before is kept
     figures["command"] = "python scripts/bench_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
     figures["wall_seconds"] = round(time.monotonic() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(table(figures))
     print(f"wrote {args.out} ({figures['wall_seconds']} s)")
+    if failed:
+        print(failed, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -116,12 +116,17 @@ def wait_http(url: str, *, timeout: float, proc: subprocess.Popen | None = None,
 LABEL_STUDIO_TUNING = {
     "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short": "true",
 }
+#: and on SQLite (Label Studio's default database): ``AZURE_MOUNT_FIX`` makes Label Studio put its
+#: SQLite file in WAL mode (label_studio/server.py), where a long read (the training's export
+#: snapshot, a minute at 60,000 tasks) no longer holds a reviewer's save until it fails
+LABEL_STUDIO_SQLITE_TUNING = {"AZURE_MOUNT_FIX": "true"}
 
 
 def label_studio_env(*, document_root: Path, base: Mapping[str, str] | None = None,
                      tuned: bool = True) -> dict[str, str]:
     """The environment Label Studio is started with; ``tuned=False`` leaves out
-    :data:`LABEL_STUDIO_TUNING` (Label Studio as installed)."""
+    :data:`LABEL_STUDIO_TUNING` and, on SQLite, :data:`LABEL_STUDIO_SQLITE_TUNING` (Label Studio
+    as installed)."""
     env = dict(os.environ if base is None else base)
     for key in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "VIRTUAL_ENV"):
         env.pop(key, None)
@@ -139,6 +144,8 @@ def label_studio_env(*, document_root: Path, base: Mapping[str, str] | None = No
     })
     if tuned:
         env.update(LABEL_STUDIO_TUNING)
+        if env.get("DJANGO_DB", "sqlite") != "default":  # DJANGO_DB=default is PostgreSQL
+            env.update(LABEL_STUDIO_SQLITE_TUNING)
     return env
 
 

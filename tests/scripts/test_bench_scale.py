@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from backend.labels import parse_label_config
 from scripts.bench_measure import Sample, percentile, summarize
+from scripts import bench_scale
 from scripts.bench_scale import table, verdict_targets
 
 CONFIG = ('<View><Image name="image" value="$image"/><Choices name="label" toName="image">'
@@ -63,3 +64,17 @@ def test_label_studio_500_answers_are_counted_once_by_request_kind(tmp_path):
     assert http_500_answers(log) == {"PATCH /api/annotations/<id>": 1, "GET /api/projects/<id>": 1}
     assert locked_errors(log) == 1
     assert http_500_answers(tmp_path / "missing.log") == {}
+
+
+def test_a_failure_late_in_the_run_keeps_what_was_measured(tmp_path, monkeypatch, capsys):
+    import json
+
+    def failing_run(args, *, out, echo=print):
+        out["first_training"] = {"start_to_all_scored_seconds": 246.9}
+        raise RuntimeError("Label Studio refused the last probe")
+    monkeypatch.setattr(bench_scale, "run", failing_run)
+    path = tmp_path / "scale.json"
+    assert bench_scale.main(["--n", "200", "--out", str(path)]) == 1
+    written = json.loads(path.read_text())
+    assert written["first_training"] == {"start_to_all_scored_seconds": 246.9}
+    assert "refused the last probe" in written["error"] and "refused the last probe" in capsys.readouterr().err
