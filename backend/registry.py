@@ -50,6 +50,8 @@ class Projects:
     def ranker_cls(self):
         if self._ranker_cls is None:
             from detection.pipeline import SuspicionRanker
+            from detection.train import import_lazy_modules
+            import_lazy_modules()  # not during the first training, beside the request threads
             self._ranker_cls = SuspicionRanker
         return self._ranker_cls
 

@@ -83,6 +83,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def import_lazy_modules() -> None:
+    """Import now what a process's first training would import on the way.
+
+    torch.optim's first optimizer imports ``torch._dynamo`` (about 870 modules: sympy, triton,
+    inductor; 2-4 s on 2 cores, most of it holding the GIL). A server calls this before it serves,
+    so that its first training does not hold up the request threads (the backend's ``/health``)
+    for those seconds.
+    """
+    torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
 def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int = 8,
                 batch_size: int | None = None, lr: float = 0.05, weight_decay: float = 5e-4,
                 seed: int = 0, augment: bool = True, model: nn.Module | None = None,
