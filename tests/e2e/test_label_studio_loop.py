@@ -64,6 +64,11 @@ def current_score(task: dict, version: str) -> float | None:
     return float(np.mean(scores)) if scores else None
 
 
+def without_score(tasks: list[dict], version: str) -> list[int]:
+    """Ids of the tasks that carry no score of ``version``."""
+    return [t["id"] for t in tasks if current_score(t, version) is None]
+
+
 def wait_cleanup_done(backend, pid: int, version: str, *, timeout: float = 600.0) -> dict:
     """The report of the backend's finished cleanup pass after ``version`` was published."""
     deadline = time.monotonic() + timeout
@@ -164,8 +169,7 @@ def test_a_retrain_downloads_nothing_it_already_has(flow, backend):
     # the cleanup of the first version's predictions starts now: the first page is all on the
     # new version at once; below it, a task may be read in a cleanup step without a prediction
     order = dm_order(ls, pid)
-    top = order[:min(TOP_FIRST, len(order))]
-    assert [t["id"] for t in top if current_score(t, version) is None] == []
+    assert without_score(order[:TOP_FIRST], version) == []
     flow["version"], flow["order"] = version, order
 
 
@@ -235,9 +239,10 @@ def test_reviewer_corrections_retrain_and_the_rest_does_not_get_worse(flow, back
     top_now = list(itertools.islice(ls.iter_tasks(pid, fields="all", query=DM_ORDER,
                                                   page_size=TOP_FIRST), TOP_FIRST))
     assert len(top_now) == min(TOP_FIRST, len(truth))
-    assert [t["id"] for t in top_now if current_score(t, v2) is None] == []
+    assert without_score(top_now, v2) == []
     # ... and below it a cleanup step leaves 100 tasks without a prediction while their current
-    # one is imported again (docs/backend.md, "What each request does"): the whole order is read after it
+    # one is imported again (docs/backend.md, "What each request does"): the whole order is
+    # read after it
     wait_cleanup_done(backend, pid, v2)
     new = {t["id"]: t for t in dm_order(ls, pid)}
     assert len(new) == len(truth)
