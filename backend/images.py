@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from detection.data import DEFAULT_SIZE, decode_image
 
+from .decoded import DecodedImages, ImageKey
 from .image_cache import ImageCache
 from .media import MediaReader
 
@@ -51,6 +52,24 @@ class ImageSource:
         with self._lock:
             self.counts[how] += 1
         return data
+
+    def stamp(self, url: str) -> str | None:
+        """What the decoded-images file keys ``url``'s content by: the size and modification time
+        of a file read directly, "" for a URL that comes over HTTP (keyed by URL alone, like the
+        cache), None when it must not be taken from there (a path refused)."""
+        if self.media is None or not self.media.enabled:
+            return ""
+        try:
+            path = self.media.path_of(url)
+        except ValueError:
+            return None
+        if path is None:
+            return ""
+        try:
+            st = path.stat()
+        except OSError:
+            return ""  # not on this disk: fetched over HTTP
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 @dataclass
@@ -100,33 +119,63 @@ def _decode(data: bytes, *, channels: int | None, max_pixels: int) -> np.ndarray
 
 
 def load_images(urls: Sequence[str], *, source: ImageSource, workers: int = 8,
-                channels: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> LoadedImages:
+                channels: int | None = None, max_pixels: int = MAX_IMAGE_PIXELS,
+                decoded: DecodedImages | None = None) -> LoadedImages:
     """Fetch and decode every URL. ``channels`` None: 1 when every readable image is gray, else
     3 (gray ones are then repeated over three channels). A URL that cannot be fetched or decoded
     (missing, refused, a decompression bomb, a broken file) is left out with its reason; it
-    never fails the whole load. Raises ``ValueError`` when no image is readable."""
+    never fails the whole load. Raises ``ValueError`` when no image is readable.
+
+    ``decoded`` (with ``channels`` None): images unchanged since the set saved there are taken
+    from it instead of being read and decoded, and the readable images are saved there after."""
     def one(url: str):
         try:
             return _decode(source.fetch(url), channels=channels, max_pixels=max_pixels)
         except Exception as exc:  # one bad image marks its task, it does not fail the job
             return f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
 
-    results: list[np.ndarray | str] = []
-    if urls:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(urls)))) as pool:
-            results = list(pool.map(one, urls))
-    arrays = [r for r in results if not isinstance(r, str)]
-    if not arrays:
+    def fetch(positions: list[int]) -> None:
+        if positions:
+            with ThreadPoolExecutor(max_workers=max(1, min(workers, len(positions)))) as pool:
+                for i, res in zip(positions, pool.map(one, [urls[i] for i in positions])):
+                    results[i] = res
+
+    use_saved = decoded is not None and channels is None
+    stamps = [source.stamp(u) for u in urls] if use_saved else [None] * len(urls)
+    previous = decoded.read() if use_saved and urls else None
+    hits: dict[int, int] = {}  # position -> row of the saved set
+    if previous is not None:
+        for i, (url, stamp) in enumerate(zip(urls, stamps)):
+            row = previous.rows.get((url, stamp)) if stamp is not None else None
+            if row is not None:
+                hits[i] = row
+    results: list[np.ndarray | str | None] = [None] * len(urls)
+    fetch([i for i in range(len(urls)) if i not in hits])
+    natives = {i: r.shape[0] for i, r in enumerate(results) if isinstance(r, np.ndarray)}
+    natives.update((i, previous.natives[row]) for i, row in hits.items())
+    if not natives:
         raise ValueError("none of the images could be read"
                          + (": " + next(r for r in results if isinstance(r, str)) if results else ""))
     if channels is None:
-        channels = 1 if all(a.shape[0] == 1 for a in arrays) else 3
+        channels = 1 if all(c == 1 for c in natives.values()) else 3
     size = DEFAULT_SIZE[channels]
-    x = np.empty((len(arrays), channels, size, size), dtype=np.float32)
-    for i, arr in enumerate(arrays):
-        x[i] = arr if arr.shape[0] == channels else _as_color(arr, size=size)
-    errors = [r if isinstance(r, str) else None for r in results]
-    return LoadedImages(x=x, errors=errors, channels=channels, sources=dict(source.counts))
+    if hits and (channels, size) != previous.pixels.shape[1:3]:  # saved otherwise: decode again
+        fetch(sorted(hits))
+        hits = {}
+    readable = [i for i in range(len(urls)) if i in hits or isinstance(results[i], np.ndarray)]
+    x = np.empty((len(readable), channels, size, size), dtype=np.float32)
+    for pos, i in enumerate(readable):
+        if i in hits:
+            x[pos] = previous.pixels[hits[i]].astype(np.float32) / 255.0
+        else:
+            arr = results[i]
+            x[pos] = arr if arr.shape[0] == channels else _as_color(arr, size=size)
+    if use_saved:
+        decoded.save([ImageKey(urls[i], stamps[i] or "", natives[i]) for i in readable], x)
+    errors = [None if i in hits or isinstance(results[i], np.ndarray) else results[i]
+              for i in range(len(urls))]
+    sources = dict(source.counts, decoded=len(hits)) if use_saved else dict(source.counts)
+    return LoadedImages(x=x, errors=errors, channels=channels, sources=sources)
 
 
 def _as_color(gray: np.ndarray, *, size: int) -> np.ndarray:

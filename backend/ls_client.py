@@ -24,19 +24,31 @@ import json
 import re
 import threading
 import time
-from typing import Any, Collection, Iterator, Sequence
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Collection, Iterator, NamedTuple, Sequence
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-__all__ = ["IDEMPOTENT", "LabelStudioClient", "LabelStudioError", "is_jwt", "jwt_expiry",
-           "make_session", "same_origin"]
+__all__ = ["IDEMPOTENT", "LabelStudioClient", "LabelStudioError", "TaskCount", "changed_since_query",
+           "is_jwt", "jwt_expiry", "make_session", "parse_time", "same_origin"]
 
 #: methods that are retried after a read error or a 502/503/504 answer
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 SUCCESS = (200, 201, 204)
+#: the value format of the Data Manager's Datetime filters
+DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class TaskCount(NamedTuple):
+    """A project's task count (None when not given) and Label Studio's clock when it was read
+    (the ``Date`` of the answer, to the second; None when the answer has none)."""
+
+    tasks: int | None
+    server_time: datetime | None
 
 
 class LabelStudioError(RuntimeError):
@@ -316,6 +328,33 @@ class LabelStudioClient:
             return list(self.iter_tasks(pid))
         return tasks
 
+    def list_changed_tasks(self, project: int, *, since: datetime) -> list[dict]:
+        """The tasks of ``project`` (shaped as :meth:`iter_tasks` gives them, with annotations)
+        whose ``updated_at`` is after ``since``: Label Studio 1.23.2 moves a task's ``updated_at``
+        when the task is created or changed and when one of its annotations is created, updated or
+        deleted, not when predictions are imported or deleted (measured; benchmark/listing.json:
+        the 200 changed tasks of 10,000 in 1.7 s against 26 s for the whole snapshot)."""
+        return list(self.iter_tasks(project, query=changed_since_query(since)))
+
+    def count_changed_tasks(self, project: int, *, since: datetime) -> int | None:
+        """How many tasks :meth:`list_changed_tasks` would give (the Data Manager's ``total``)."""
+        resp = self.request("GET", "/api/tasks", params={
+            "project": int(project), "include": "id", "page": 1, "page_size": 1,
+            "query": json.dumps(changed_since_query(since))})
+        total = (self._json(resp) or {}).get("total")
+        return total if isinstance(total, int) else None
+
+    def count_tasks(self, project: int) -> TaskCount:
+        """The project's ``task_number`` and Label Studio's clock (the answer's ``Date``)."""
+        resp = self.request("GET", f"/api/projects/{int(project)}")
+        count = (self._json(resp) or {}).get("task_number")
+        try:
+            clock = parsedate_to_datetime(resp.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            clock = None
+        return TaskCount(tasks=count if isinstance(count, int) else None,
+                         server_time=clock if clock is not None and clock.tzinfo else None)
+
     def get_project(self, project_id: int) -> dict | None:
         """The project, or None when Label Studio has no such project (or hides it from this key)."""
         resp = self.request("GET", f"/api/projects/{int(project_id)}", expect=(200, 403, 404))
@@ -420,6 +459,25 @@ _SNAPSHOT_OPTIONS = {
                               "annotations__completed_by": {"only_id": True}},
 }
 _STORAGE_URI = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A Label Studio timestamp (``2026-12-02T07:33:01.123456Z``) as an aware datetime, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+
+
+def changed_since_query(since: datetime) -> dict:
+    """A Data Manager query for the tasks whose ``updated_at`` is after ``since``."""
+    value = since.astimezone(timezone.utc).strftime(DM_DATETIME)
+    return {"filters": {"conjunction": "and", "items": [
+        {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
+         "value": value}]}}
 
 
 def _has_storage_uri(data: Any) -> bool:

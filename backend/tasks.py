@@ -80,10 +80,19 @@ def read_task(task: dict, spec: LabelSpec) -> TaskRow:
     tid = int(task["id"])
     url = spec.image_url(task)
     label, aid, updated = newest_label(task, spec)
-    row = TaskRow(task_id=tid, image_url=url, label=label, annotation_id=aid, annotated_at=updated)
-    if label is not None and label not in spec.choices:
-        return row._replace(error=f"label {label!r} is not one of the label config's choices")
-    if url is None:
+    return checked(TaskRow(task_id=tid, image_url=url, label=label, annotation_id=aid,
+                           annotated_at=updated), spec)
+
+
+def checked(row: TaskRow, spec: LabelSpec) -> TaskRow:
+    """``row`` as a listing gives it: its task, image URL and annotation only (no score, no
+    reviewed flag), with an error when it cannot be ranked (a label outside the choices, no image).
+    The one rule for both a task object read now and a row stored by an earlier listing."""
+    row = TaskRow(task_id=row.task_id, image_url=row.image_url, label=row.label,
+                  annotation_id=row.annotation_id, annotated_at=row.annotated_at)
+    if row.label is not None and row.label not in spec.choices:
+        return row._replace(error=f"label {row.label!r} is not one of the label config's choices")
+    if row.image_url is None:
         return row._replace(error=f"task has no image in data[{spec.image_key!r}]")
     return row
 

@@ -8,11 +8,13 @@ from typing import Iterable
 
 import numpy as np
 
+from .decoded import DecodedImages
 from .hints import saved_verdict
 from .images import load_images
+from .listing import list_project, remember
 from .ls_client import LabelStudioError
 from .publish import publish_all
-from .tasks import TaskRow, class_indices, read_tasks, replay_verdicts
+from .tasks import TaskRow, class_indices, replay_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +36,21 @@ def run_training(model) -> dict:
     client = model.client()
     if model.worker is not None:
         model.worker.training_read_tasks()
-    tasks = client.list_tasks_for_training(model.project_id)
+    label_config = store.get("label_config")
+    listing = list_project(client, model.project_id, spec=spec, store=store, label_config=label_config)
     t_list = time.monotonic()
-    if not tasks:
+    if not listing.rows:
         raise ValueError(f"project {model.project_id} has no tasks yet: import labeled images, "
                          f"then press Start Training")
-    rows = {r.task_id: r for r in read_tasks(tasks, spec)}
+    rows = {r.task_id: r for r in listing.rows}
     recovered = reconcile_verdicts(store, rows.values())
     to_fetch = [r for r in rows.values() if r.error is None]
     if not to_fetch:
-        raise ValueError(f"none of the {len(tasks)} tasks has an image in data[{spec.image_key!r}] "
+        raise ValueError(f"none of the {len(rows)} tasks has an image in data[{spec.image_key!r}] "
                          f"and a label among the config's choices")
     images = load_images([r.image_url for r in to_fetch], source=model.image_source(),
-                         workers=cfg.download_workers, max_pixels=cfg.max_image_pixels)
+                         workers=cfg.download_workers, max_pixels=cfg.max_image_pixels,
+                         decoded=DecodedImages(model.directory) if cfg.image_cache_bytes else None)
     t_fetch = time.monotonic()
     x, channels = images.x, images.channels
     readable = []
@@ -78,6 +82,7 @@ def run_training(model) -> dict:
     verdicts = store.latest_verdicts()
     scored, replayed = replay_verdicts(ranker, list(rows.values()), verdicts)
     store.replace_tasks(scored)
+    remember(store, listing, label_config=label_config)
     store.put("channels", int(channels))
     store.put("num_items", len(labeled_pos))
     model.set_ranker(ranker)
@@ -88,7 +93,8 @@ def run_training(model) -> dict:
     except (LabelStudioError, OSError) as exc:  # the fit is saved: publish again, do not refit
         raise PublishError(f"the new ranking is fitted and saved, but publishing it failed: {exc}") from exc
     store.mark_verdicts_applied(up_to_id=upto)
-    report.update(tasks=len(tasks), labeled=len(labeled_pos), unlabeled=len(unlabeled_pos),
+    report.update(tasks=len(rows), listing="full" if listing.full else "changed",
+                  listed=listing.read, labeled=len(labeled_pos), unlabeled=len(unlabeled_pos),
                   unreadable=sum(r.error is not None for r in rows.values()),
                   replayed_verdicts=replayed, recovered_verdicts=recovered, images=images.sources,
                   list_seconds=round(t_list - t0, 3), download_seconds=round(t_fetch - t_list, 3),

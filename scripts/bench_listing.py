@@ -21,10 +21,9 @@ from typing import Callable, Iterable
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.ls_client import LabelStudioClient  # noqa: E402
+from backend.ls_client import LabelStudioClient, changed_since_query  # noqa: E402
 
 ANNOTATION_KEYS = ("id", "updated_at", "result", "was_cancelled")
-DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # Label Studio's Data Manager Datetime filter format
 
 
 def newest_annotations(tasks: Iterable[dict]) -> dict[int, dict]:
@@ -92,14 +91,6 @@ def snapshot_export(ls: LabelStudioClient, project: int) -> list[dict]:
     tasks = ls.get(f"/api/projects/{project}/exports/{sid}/download", params={"exportType": "JSON"})
     ls.request("DELETE", f"/api/projects/{project}/exports/{sid}", expect=(200, 204, 404))
     return tasks or []
-
-
-def changed_since_query(since: datetime) -> dict:
-    """A Data Manager query for the tasks whose ``updated_at`` is after ``since``."""
-    value = since.astimezone(timezone.utc).strftime(DM_DATETIME)
-    return {"filters": {"conjunction": "and", "items": [
-        {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
-         "value": value}]}}
 
 
 def touch_annotations(ls: LabelStudioClient, tasks: list[dict], count: int) -> list[int]:

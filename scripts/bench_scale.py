@@ -432,7 +432,8 @@ def table(figures: dict) -> str:
         rows += [(f"{name}: list / download / fit / push (s)",
                   " / ".join(str(rep.get(k)) for k in ("list_seconds", "download_seconds", "fit_seconds",
                                                          "push_seconds"))),
-                 (f"{name}: images (direct/cached/downloaded)", rep.get("images")),
+                 (f"{name}: listing (tasks read)", f"{rep.get('listing')} ({rep.get('listed')})"),
+                 (f"{name}: images by source", rep.get("images")),
                  (f"{name}: Start Training to all scored (s)", get(name, "start_to_all_scored_seconds")),
                  (f"{name}: /health p50 / p99 (s)", f"{get(name, 'health_meanwhile', 'p50_s')} / "
                                                   f"{get(name, 'health_meanwhile', 'p99_s')}"),

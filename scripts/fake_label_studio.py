@@ -27,6 +27,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -37,6 +39,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from backend.labels import parse_label_config
+from backend.ls_client import DM_DATETIME
 
 TOKEN = "legacy-token-123"
 API = [  # (rule, endpoint, methods)
@@ -85,6 +88,18 @@ class Event(NamedTuple):
     version: str
 
 
+def _filtered(tasks: list[dict], query: dict) -> list[dict]:
+    """``tasks`` that pass a Data Manager query's filters (only ``updated_at greater`` is known
+    here; any other filter is a ``ValueError``)."""
+    items = ((query or {}).get("filters") or {}).get("items") or []
+    for item in items:
+        if (item.get("filter"), item.get("operator")) != ("filter:tasks:updated_at", "greater"):
+            raise ValueError(f"the fake Label Studio does not filter by {item}")
+        since = datetime.strptime(item["value"], DM_DATETIME).replace(tzinfo=timezone.utc)
+        tasks = [t for t in tasks if datetime.fromisoformat(t["updated_at"]) > since]
+    return tasks
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
@@ -123,6 +138,9 @@ class FakeLabelStudio:
         self.setup_timeouts = 0          # answer this many POST /api/ml with the /setup timeout
         self.snapshot_exports = True     # False: POST .../exports/ answers 404 (no snapshots)
         self._ids: Counter = Counter()
+        # a task's updated_at: moves one hour at every change of the task or its annotations,
+        # so that listings of the tasks changed since a moment are exact in tests
+        self.clock = datetime(2026, 1, 1, tzinfo=timezone.utc)
         self._lock = threading.RLock()
         self._map = Map([Rule(r, endpoint=e, methods=m) for r, e, m in API], strict_slashes=False)
 
@@ -143,7 +161,13 @@ class FakeLabelStudio:
     def create_task(self, project: int, data: dict, *, task_id: int | None = None) -> dict:
         tid = self._new_id("task", task_id)
         self.tasks[tid] = {"id": tid, "project": int(project), "data": data, "annotations": []}
+        self.touch(tid)
         return self.tasks[tid]
+
+    def touch(self, task_id: int) -> None:
+        """Move the task's ``updated_at`` on (Label Studio does when it or its annotations change)."""
+        self.clock += timedelta(hours=1)
+        self.tasks[task_id]["updated_at"] = self.clock.strftime(DM_DATETIME)
 
     def add_annotation(self, task_id: int, result: list, *, ann_id: int | None = None,
                        ground_truth: bool = False, updated_at: str = "2026-01-01T00:00:00Z") -> dict:
@@ -155,6 +179,7 @@ class FakeLabelStudio:
                "result": result}
         self.annotations[aid] = ann
         task["annotations"] = [a for a in task["annotations"] if a["id"] != aid] + [ann]
+        self.touch(task_id)
         return ann
 
     def annotate(self, task_id: int, choice: str, **kwargs: Any) -> dict:
@@ -269,7 +294,11 @@ class FakeLabelStudio:
         return _json(self.create_project(body["title"], body["label_config"]), 201)
 
     def _project(self, request, pid):
-        return _json(self.projects[pid]) if pid in self.projects else _json({"detail": "Not found."}, 404)
+        if pid not in self.projects:
+            return _json({"detail": "Not found."}, 404)
+        resp = _json(dict(self.projects[pid], task_number=len(self.project_tasks(pid))))
+        resp.headers["Date"] = format_datetime(self.clock, usegmt=True)  # the fake's clock
+        return resp
 
     def _patch_project(self, request, pid):
         body = request.get_json()
@@ -367,6 +396,11 @@ class FakeLabelStudio:
         pid = request.args.get("project", type=int)
         page, size = request.args.get("page", 1, int), request.args.get("page_size", 100, int)
         items = self.project_tasks(pid)
+        if request.args.get("query"):
+            try:
+                items = _filtered(items, json.loads(request.args["query"]))
+            except ValueError as exc:
+                return _json({"detail": str(exc)}, 400)
         chunk = items[(page - 1) * size: page * size]
         if page > 1 and not chunk:
             return _json({"detail": "Invalid page."}, 404)

@@ -176,6 +176,22 @@ def test_tasks_created_are_scored_and_deleted_forgotten(client, fake_ls, h):
     assert model.store.task(7) is not None
 
 
+def test_a_retrain_lists_only_the_changed_tasks(client, fake_ls, h):
+    h.seed(fake_ls, n=12, flipped=(3,))
+    model = setup_and_train(client, fake_ls, h)
+    v1 = fake_ls.model_version
+    assert model.store.get("last_training")["listing"] == "full"
+    fake_ls.annotate(3, "0", ann_id=1003, updated_at="2026-05-01T00:00:00Z")  # corrected, no webhook
+    assert client.post("/webhook", json=h.payload("webhook-start-training.json")["body"]).status_code == 200
+    assert h.wait_for(lambda: fake_ls.model_version != v1 and model.worker.idle()), model.status()
+    report = model.store.get("last_training")
+    # task 3, and 12: saved within GAP before the first listing began (the fake's clock stands
+    # still between changes)
+    assert report["listing"] == "changed" and report["listed"] == 2 and report["tasks"] == 12
+    assert model.store.task(3).label == "0" and report["recovered_verdicts"] == 1
+    assert sorted(fake_ls.current()) == list(range(1, 13))
+
+
 def test_predict_scores_unknown_tasks_with_current_model(client, fake_ls, h):
     h.seed(fake_ls, n=9)
     setup_and_train(client, fake_ls, h)

@@ -1,5 +1,6 @@
 """Where task images come from: direct reads of Label Studio's folders (never outside them),
-the bounded image cache (atomic, checked, least recently used out, kept across restarts), HTTP."""
+the bounded image cache (atomic, checked, least recently used out, kept across restarts), HTTP;
+and the previous training's decoded images (only new or changed ones decoded again, checked)."""
 from __future__ import annotations
 
 import io
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.decoded import DecodedImages, ImageKey
 from backend.image_cache import ImageCache
 from backend.images import ImageSource, load_images
 from backend.media import MediaReader
@@ -124,3 +126,73 @@ def test_load_images_prefers_disk_then_cache_then_http_and_decodes_each(tmp_path
     mixed = load_images(urls[:2] + ["/data/upload/1/c.png"], source=ImageSource(client, media=reader))
     assert mixed.channels == 3 and mixed.x.shape == (3, 3, 32, 32)
     assert np.allclose(mixed.x[0], 200 / 255, atol=1 / 255)  # gray repeated over three channels
+
+
+def decoded_setup(tmp_path):
+    (tmp_path / "root").mkdir()
+    for name, value in (("a.png", 200), ("b.png", 10)):
+        (tmp_path / "root" / name).write_bytes(png(value))
+    client = CountingClient({"/data/upload/1/c.png": png(90), "/data/upload/1/d.png": png(0, mode="RGB")})
+    reader = MediaReader(local_files_root=tmp_path / "root")
+    return client, reader, DecodedImages(tmp_path / "project")
+
+
+def test_a_retrain_decodes_only_new_or_changed_images_and_gets_the_same_arrays(tmp_path):
+    client, reader, decoded = decoded_setup(tmp_path)
+    urls = ["/data/local-files/?d=a.png", "/data/local-files/?d=b.png", "/data/upload/1/c.png"]
+    first = load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    assert first.sources == {"direct": 2, "cached": 0, "downloaded": 1, "decoded": 0}
+    again = load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    assert again.sources == {"direct": 0, "cached": 0, "downloaded": 0, "decoded": 3}
+    assert np.array_equal(again.x, first.x) and again.errors == first.errors
+    # b.png replaced on disk (a new size and time): read again; a new task's image: read
+    (tmp_path / "root" / "b.png").write_bytes(png(77, size=9))
+    os.utime(tmp_path / "root" / "b.png", ns=(1, 1))
+    urls.append("/data/upload/1/e.png")  # 404: an error, not saved
+    third = load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    assert third.sources == {"direct": 1, "cached": 0, "downloaded": 0, "decoded": 2}
+    assert np.allclose(third.x[1], 77 / 255) and "404" in third.errors[3]
+    fresh = load_images(urls, source=ImageSource(client, media=reader))
+    assert np.array_equal(third.x, fresh.x)
+
+
+def test_a_color_image_joining_a_gray_set_decodes_the_saved_ones_again(tmp_path):
+    client, reader, decoded = decoded_setup(tmp_path)
+    urls = ["/data/local-files/?d=a.png", "/data/upload/1/c.png"]
+    load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    mixed = load_images(urls + ["/data/upload/1/d.png"], source=ImageSource(client, media=reader),
+                        decoded=decoded)
+    assert mixed.channels == 3 and mixed.sources["decoded"] == 0
+    fresh = load_images(urls + ["/data/upload/1/d.png"], source=ImageSource(client, media=reader))
+    assert np.array_equal(mixed.x, fresh.x)
+    again = load_images(urls + ["/data/upload/1/d.png"], source=ImageSource(client, media=reader),
+                        decoded=decoded)
+    assert again.sources["decoded"] == 3 and np.array_equal(again.x, fresh.x)
+
+
+def test_a_damaged_or_torn_decoded_file_is_ignored_and_written_again(tmp_path):
+    client, reader, decoded = decoded_setup(tmp_path)
+    urls = ["/data/local-files/?d=a.png", "/data/upload/1/c.png"]
+    first = load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    blob = bytearray(decoded.path.read_bytes())
+    blob[-1] ^= 0xFF  # one pixel flipped on disk
+    decoded.path.write_bytes(bytes(blob))
+    assert decoded.read() is None
+    again = load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    assert again.sources["decoded"] == 0 and np.array_equal(again.x, first.x)
+    decoded.path.write_bytes(decoded.path.read_bytes()[:40])  # cut short
+    assert decoded.read() is None
+    load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    assert decoded.read() is not None and not list(decoded.path.parent.glob(".decoded-*"))
+    # a new process (a restart) reads the same file
+    restarted = load_images(urls, source=ImageSource(client, media=reader),
+                            decoded=DecodedImages(tmp_path / "project"))
+    assert restarted.sources["decoded"] == 2
+
+
+def test_a_refused_path_is_never_taken_from_the_decoded_file(tmp_path):
+    client, reader, decoded = decoded_setup(tmp_path)
+    decoded.save([ImageKey("/data/local-files/?d=../secret.png", "", 1)], np.zeros((1, 1, 28, 28), np.float32))
+    out = load_images(["/data/local-files/?d=../secret.png", "/data/local-files/?d=a.png"],
+                      source=ImageSource(client, media=reader), decoded=decoded)
+    assert "leaves" in out.errors[0] and out.sources["decoded"] == 0

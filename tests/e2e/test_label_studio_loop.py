@@ -153,19 +153,29 @@ def test_second_import_adds_nothing(flow, backend):
     assert total == len(flow["truth"])
 
 
-def test_a_retrain_downloads_nothing_it_already_has(flow, backend):
+def retrain(flow, backend, *, previous: str) -> tuple[str, dict]:
+    """Press Start Training; the new version once every task has it, and the job's report."""
     ls, pid, s = flow["ls"], flow["summary"].project_id, flow["summary"]
-    ls.post(f"/api/ml/{s.ml_backend_id}/train", {})  # Start Training, pressed again
-    version = wait_all_scored(ls, pid, len(flow["truth"]), other_than=flow["version"], backend=backend)
+    ls.post(f"/api/ml/{s.ml_backend_id}/train", {})
+    version = wait_all_scored(ls, pid, len(flow["truth"]), other_than=previous, backend=backend)
     deadline = time.monotonic() + 60  # the job writes its report after the last push
     while (backend_status(backend, pid)["last_training"].get("report") or {}).get("model_version") != version:
         assert time.monotonic() < deadline, backend_status(backend, pid)
         time.sleep(1)
     report = backend_status(backend, pid)["last_training"]["report"]
-    print(f"\ne2e retrain: {report['images']}, list {report['list_seconds']} s, "
-          f"download {report['download_seconds']} s, fit {report['fit_seconds']} s")
-    assert report["images"] == {"direct": 0, "cached": len(flow["truth"]), "downloaded": 0}, report
-    assert report["recovered_verdicts"] == 0
+    print(f"\ne2e retrain: {report['images']}, listing {report['listing']} ({report['listed']} read), "
+          f"list {report['list_seconds']} s, download {report['download_seconds']} s, "
+          f"fit {report['fit_seconds']} s")
+    return version, report
+
+
+def test_a_retrain_downloads_nothing_it_already_has(flow, backend):
+    ls, pid = flow["ls"], flow["summary"].project_id
+    version, report = retrain(flow, backend, previous=flow["version"])
+    n = len(flow["truth"])
+    # every image comes from the previous training's decoded set: none read, none downloaded
+    assert report["images"] == {"direct": 0, "cached": 0, "downloaded": 0, "decoded": n}, report
+    assert report["tasks"] == n and report["recovered_verdicts"] == 0
     # the cleanup of the first version's predictions starts now: the first page is all on the
     # new version at once; below it, a task may be read in a cleanup step without a prediction
     order = dm_order(ls, pid)
@@ -264,3 +274,18 @@ def test_reviewer_corrections_retrain_and_the_rest_does_not_get_worse(flow, back
     # every task still has a score of the new version, and corrected labels are in place
     assert all(current_score(t, v2) is not None for t in new.values())
     assert backend_status(backend, pid).get("unreadable") == 0
+
+
+def test_a_retrain_after_the_review_lists_only_the_tasks_that_changed(flow, backend):
+    """The reviews changed ``REVIEWED`` tasks after the previous training's listing: a retrain
+    reads those from Label Studio (Data Manager filter on ``updated_at``), not the whole project,
+    and still trains on and scores every task."""
+    ls, pid, n = flow["ls"], flow["summary"].project_id, len(flow["truth"])
+    previous, _ = project_state(ls, pid)
+    wait_cleanup_done(backend, pid, previous)
+    version, report = retrain(flow, backend, previous=previous)
+    assert report["listing"] == "changed", report
+    assert REVIEWED <= report["listed"] <= n // 4, report
+    assert report["tasks"] == n and report["labeled"] == n and report["unreadable"] == 0, report
+    assert report["images"]["decoded"] == n, report
+    assert wait_all_scored(ls, pid, n, other_than=previous, backend=backend) == version
