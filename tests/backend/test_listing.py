@@ -9,9 +9,9 @@ import json
 
 import responses as r
 
-from backend.listing import list_project, remember
+from backend.listing import GAP, list_project, remember
 from backend.labels import parse_label_config
-from backend.ls_client import LabelStudioClient
+from backend.ls_client import LabelStudioClient, parse_time
 from backend.store import Store
 
 
@@ -143,3 +143,20 @@ def test_a_label_outside_the_choices_is_an_error_in_stored_rows_too(fake_ls, tmp
                          for r in store.all_tasks().values()])
     rows = {r.task_id: r for r in listed(fake_ls, store).rows}
     assert rows[3].error == "label 'cat' is not one of the label config's choices"
+
+
+def test_without_label_studios_clock_the_newest_updated_at_marks_the_listing(fake_ls, tmp_path, monkeypatch):
+    """A Label Studio behind a proxy that drops ``Date``: the next listing starts at the newest
+    ``updated_at`` listed minus GAP (never later than the listing's start), and misses nothing."""
+    original = LabelStudioClient.count_tasks
+    monkeypatch.setattr(LabelStudioClient, "count_tasks",
+                        lambda self, pid: original(self, pid)._replace(server_time=None))
+    seed(fake_ls, more=15)
+    store = Store(tmp_path / "state.sqlite3")
+    first = listed(fake_ls, store)
+    newest = max(t["updated_at"] for t in fake_ls.tasks.values())
+    assert first.since == (parse_time(newest) - GAP).isoformat()
+    fake_ls.annotate(12, "0", ann_id=99, updated_at="2026-06-01T00:00:00Z")
+    second = listed(fake_ls, store)
+    assert not second.full and {r.task_id: r.annotation_id for r in second.rows}[12] == 99
+    assert not listed(fake_ls, store).full  # nothing changed: the mark stays where it was
