@@ -47,7 +47,6 @@ class ImageKey(NamedTuple):
 class Decoded(NamedTuple):
     """A saved set: ``pixels uint8 (N, channels, size, size)`` and where each key's row is."""
 
-    channels: int
     pixels: np.ndarray
     rows: dict[tuple[str, str], int]
     natives: list[int]
@@ -108,4 +107,4 @@ def _parse(blob: bytes) -> Decoded:
         raise ValueError("its header does not match its pixels")
     pixels = np.frombuffer(data, dtype=np.uint8).reshape(len(keys), channels, size, size)
     rows = {(str(url), str(stamp)): i for i, (url, stamp, _) in enumerate(keys)}
-    return Decoded(channels=channels, pixels=pixels, rows=rows, natives=[int(k[2]) for k in keys])
+    return Decoded(pixels=pixels, rows=rows, natives=[int(k[2]) for k in keys])

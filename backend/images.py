@@ -170,7 +170,10 @@ def load_images(urls: Sequence[str], *, source: ImageSource, workers: int = 8,
         else:
             arr = results[i]
             x[pos] = arr if arr.shape[0] == channels else _as_color(arr, size=size)
-    if use_saved:
+    # the saved set already holds exactly these images in this order: nothing to write
+    unchanged = (previous is not None and len(hits) == len(readable) == len(previous.rows)
+                 and all(hits[i] == pos for pos, i in enumerate(readable)))
+    if use_saved and not unchanged:
         decoded.save([ImageKey(urls[i], stamps[i] or "", natives[i]) for i in readable], x)
     errors = [None if i in hits or isinstance(results[i], np.ndarray) else results[i]
               for i in range(len(urls))]

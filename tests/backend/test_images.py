@@ -196,3 +196,15 @@ def test_a_refused_path_is_never_taken_from_the_decoded_file(tmp_path):
     out = load_images(["/data/local-files/?d=../secret.png", "/data/local-files/?d=a.png"],
                       source=ImageSource(client, media=reader), decoded=decoded)
     assert "leaves" in out.errors[0] and out.sources["decoded"] == 0
+
+
+def test_a_load_taking_every_image_from_the_decoded_file_does_not_rewrite_it(tmp_path):
+    client, reader, decoded = decoded_setup(tmp_path)
+    urls = ["/data/local-files/?d=a.png", "/data/upload/1/c.png"]
+    load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    os.utime(decoded.path, ns=(1, 1))
+    same = load_images(urls, source=ImageSource(client, media=reader), decoded=decoded)
+    assert same.sources["decoded"] == 2 and decoded.path.stat().st_mtime_ns == 1
+    fewer = load_images(urls[:1], source=ImageSource(client, media=reader), decoded=decoded)
+    assert fewer.sources["decoded"] == 1 and decoded.path.stat().st_mtime_ns != 1
+    assert [url for url, _ in decoded.read().rows] == urls[:1]  # rewritten with the one image
