@@ -36,13 +36,14 @@ class ImageSource:
     def __init__(self, client, *, media: MediaReader | None = None, cache: ImageCache | None = None):
         self.client, self.media, self.cache = client, media, cache
         self._lock = threading.Lock()
+        self._folders: dict = {}  # resolved media folders, for this source's life (one job)
         self.counts = {"direct": 0, "cached": 0, "downloaded": 0}
 
     def fetch(self, url: str) -> bytes:
         """The bytes of ``url``; raises (``ValueError``, ``LabelStudioError``, ``OSError``)."""
         data, how = None, "direct"
         if self.media is not None and self.media.enabled:
-            data = self.media.read(url)
+            data = self.media.read(url, folders=self._folders)
         if data is None and self.cache is not None:
             data, how = self.cache.get(url), "cached"
         if data is None:
@@ -60,7 +61,7 @@ class ImageSource:
         if self.media is None or not self.media.enabled:
             return ""
         try:
-            path = self.media.path_of(url)
+            path = self.media.path_of(url, folders=self._folders)
         except ValueError:
             return None
         if path is None:

@@ -46,13 +46,15 @@ class Listing(NamedTuple):
     """``rows``: every task as a listing gives it (no scores), by task id. ``read``: how many task
     objects Label Studio sent. ``full``: read whole (else only the changed tasks). ``since``: the
     next listing reads the tasks changed after this (None: it must be whole). ``why_full``: why
-    a whole listing was made (None for a listing of changes)."""
+    a whole listing was made (None for a listing of changes). ``previous``: the rows stored
+    before this listing, by task id (what the previous ranker was trained on)."""
 
     rows: list[TaskRow]
     read: int
     full: bool
     since: str | None
-    why_full: str | None = None
+    why_full: str | None
+    previous: dict[int, TaskRow]
 
 
 def list_project(client, project_id: int, *, spec, store, label_config: str | None,
@@ -60,9 +62,8 @@ def list_project(client, project_id: int, *, spec, store, label_config: str | No
     """The project's tasks as rows (see the module docstring for when a listing is whole)."""
     start = client.count_tasks(project_id).server_time
     since = parse_time(store.get(MARK_KEY))
-    why, stored = _why_whole(store, label_config=label_config, since=since), {}
+    why, stored = _why_whole(store, label_config=label_config, since=since), store.all_tasks()
     if why is None:
-        stored = store.all_tasks()
         changed_count = client.count_changed_tasks(project_id, since=since)
         if changed_count is None or changed_count > RELIST_FRACTION * max(1, len(stored)):
             why = f"{changed_count} of {len(stored)} tasks changed since the previous listing"
@@ -76,13 +77,14 @@ def list_project(client, project_id: int, *, spec, store, label_config: str | No
             log.info("project %s: listed %d task(s) changed since %s, %d in all", project_id,
                      len(changed), since.isoformat(), len(merged))
             return Listing(rows=[merged[t] for t in sorted(merged)], read=len(changed), full=False,
-                           since=_mark(start, changed, gap=gap, previous=since))
+                           since=_mark(start, changed, gap=gap, previous=since), why_full=None,
+                           previous=stored)
         why = f"{len(merged)} tasks known and changed, Label Studio counts {count}"
     tasks = client.list_tasks_for_training(project_id)
     rows = {r.task_id: r for r in read_tasks(tasks, spec)}
     log.info("project %s: listed all %d tasks (%s)", project_id, len(tasks), why)
     return Listing(rows=[rows[t] for t in sorted(rows)], read=len(tasks), full=True,
-                   since=_mark(start, tasks, gap=gap), why_full=why)
+                   since=_mark(start, tasks, gap=gap), why_full=why, previous=stored)
 
 
 def remember(store, listing: Listing, *, label_config: str | None) -> None:

@@ -43,7 +43,7 @@ def run_training(model) -> dict:
         raise ValueError(f"project {model.project_id} has no tasks yet: import labeled images, "
                          f"then press Start Training")
     rows = {r.task_id: r for r in listing.rows}
-    recovered = reconcile_verdicts(store, rows.values())
+    recovered = reconcile_verdicts(store, rows.values(), previous=listing.previous)
     to_fetch = [r for r in rows.values() if r.error is None]
     if not to_fetch:
         raise ValueError(f"none of the {len(rows)} tasks has an image in data[{spec.image_key!r}] "
@@ -104,15 +104,15 @@ def run_training(model) -> dict:
     return report
 
 
-def reconcile_verdicts(store, listed: Iterable[TaskRow]) -> int:
+def reconcile_verdicts(store, listed: Iterable[TaskRow], *, previous: dict[int, TaskRow]) -> int:
     """Record as verdicts the reviewers' saves seen in a fresh task listing: a task whose newest
     annotation is a save made after the one the previous ranker was trained on. Label Studio is
     the source of truth, so a webhook lost (a 500, a restart, a full disk) is recovered here,
-    and a forged one never mattered. Returns how many verdicts were new."""
+    and a forged one never mattered. ``previous``: the stored rows before the listing, by task
+    id. Returns how many verdicts were new."""
     added = 0
-    stored = store.all_tasks()
     for row in listed:
-        old = stored.get(row.task_id)
+        old = previous.get(row.task_id)
         if old is None or old.annotation_id is None:
             continue  # no record of what the previous ranker was trained on
         verdict = saved_verdict(old, annotation_id=row.annotation_id, label=row.label,

@@ -97,16 +97,38 @@ def test_direct_reads_of_local_files_and_uploads(tmp_path):
 @pytest.mark.parametrize("url", ["/data/local-files/?d=../secret.txt", "/data/local-files/?d=/etc/passwd",
                                  "/data/local-files/?d=mnist/../../secret.txt",
                                  "/data/local-files/?d=link/secret.txt", "/data/upload/../secret.txt",
-                                 "/data/upload/%2e%2e/secret.txt", "/data/local-files/?d="])
-def test_direct_reads_never_leave_their_root(tmp_path, url):
+                                 "/data/upload/%2e%2e/secret.txt", "/data/local-files/?d=",
+                                 "/data/local-files/?d=mnist/file-link.png",
+                                 "/data/upload/1/../../secret.txt"])
+@pytest.mark.parametrize("folders", [None, {}], ids=["each-path-resolved", "folders-kept"])
+def test_direct_reads_never_leave_their_root(tmp_path, url, folders):
     root, media = tmp_path / "root", tmp_path / "media"
     (root / "mnist").mkdir(parents=True)
-    (media / "upload").mkdir(parents=True)
+    (media / "upload" / "1").mkdir(parents=True)
     (tmp_path / "secret.txt").write_text("secret")
     (root / "link").symlink_to(tmp_path)
+    (root / "mnist" / "file-link.png").symlink_to(tmp_path / "secret.txt")
     (media / "secret.txt").write_text("secret")
+    reader = MediaReader(local_files_root=root, media_root=media)
+    if folders is not None:  # the folders already resolved by earlier, harmless reads
+        assert reader.read("/data/local-files/?d=mnist/missing.png", folders=folders) is None
+        assert reader.read("/data/upload/1/missing.png", folders=folders) is None
     with pytest.raises(ValueError):
-        MediaReader(local_files_root=root, media_root=media).read(url)
+        reader.read(url, folders=folders)
+
+
+def test_kept_folders_give_the_same_paths_as_resolving_each(tmp_path):
+    root = tmp_path / "root"
+    (root / "real" / "3").mkdir(parents=True)
+    (root / "real" / "3" / "a.png").write_bytes(b"a")
+    (root / "real" / "3" / "inside-link.png").symlink_to(root / "real" / "3" / "a.png")
+    (root / "alias").symlink_to(root / "real")
+    reader, folders = MediaReader(local_files_root=root), {}
+    for rel in ["real/3/a.png", "alias/3/a.png", "alias/3/inside-link.png", "real/3/../3/a.png",
+                "a-top-level.png", "alias/3/new.png", "alias/..", "real/3/"]:
+        url = f"/data/local-files/?d={rel}"
+        assert reader.path_of(url, folders=folders) == reader.path_of(url) == (root / rel).resolve()
+    assert reader.read("/data/local-files/?d=alias/3/inside-link.png", folders=folders) == b"a"
 
 
 def test_load_images_prefers_disk_then_cache_then_http_and_decodes_each(tmp_path):
