@@ -4,6 +4,7 @@
     python scripts/benchmark.py --draw test --count 24 --frozen   # only with the code frozen (committed)
     python scripts/benchmark.py --draw test --count 24 --frozen --shard 1/2 --threads 1  # and 2/2 beside it,
     python scripts/benchmark.py --draw test --merge 2     # then the shards' results as one draw
+    python scripts/benchmark.py --draw test --start 24 --count 24 --frozen   # a fresh test draw
     python scripts/benchmark.py --markdown [--draw dev]    # the written results as Markdown
     python scripts/benchmark.py --memory 60000             # peak RSS and wall time of DFauLo on 60k Fashion-MNIST
 
@@ -18,7 +19,9 @@ runs it, minus process start and image loading). "dfaulo+review" is the order a 
 checks DFauLo's top 200 unreviewed items per round, up to 20% of the data, with the meta-ranker
 refit after each round. Per scenario: every method's AP, the best peer, DFauLo's AP minus the best
 peer's AP; over the scenarios: the worst case and the mean of that gap. Writes
-OUT/scenarios-<draw>.json.
+OUT/scenarios-<draw>.json, or OUT/scenarios-<draw>-from-<start>.json with --start (scenarios
+from that index on: a test draw that no earlier run has seen). A finished test-draw file is
+never overwritten.
 """
 from __future__ import annotations
 
@@ -166,22 +169,28 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def shard_path(out: Path, draw: str, shard: tuple[int, int]) -> Path:
-    return out / f"scenarios-{draw}.shard-{shard[0]}-of-{shard[1]}.json"
+def result_stem(draw: str, start: int = 0) -> str:
+    """The results' file name part: the draw, and the first index when it is not 0."""
+    return draw if start == 0 else f"{draw}-from-{start}"
 
 
-def merge_shards(out: Path, draw: str, n: int) -> dict:
-    """The results of shards 1..N of ``draw`` as one document (scenarios in draw order); every
-    shard must be complete and all must come from the same commit."""
+def shard_path(out: Path, stem: str, shard: tuple[int, int]) -> Path:
+    return out / f"scenarios-{stem}.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def merge_shards(out: Path, stem: str, n: int) -> dict:
+    """The results of shards 1..N of a run (``stem``: see :func:`result_stem`) as one document
+    (scenarios in draw order); every shard must be complete and all must come from the same
+    commit."""
     docs = []
     for k in range(1, n + 1):
-        path = shard_path(out, draw, (k, n))
+        path = shard_path(out, stem, (k, n))
         if not path.is_file():
             raise ValueError(f"{path} does not exist; run --shard {k}/{n} first")
         docs.append(json.loads(path.read_text()))
     if not all(d.get("complete") for d in docs):
         raise ValueError("a shard has not finished: " + ", ".join(
-            str(shard_path(out, draw, (k + 1, n))) for k, d in enumerate(docs) if not d.get("complete")))
+            str(shard_path(out, stem, (k + 1, n))) for k, d in enumerate(docs) if not d.get("complete")))
     if len({d["commit"] for d in docs}) != 1:
         raise ValueError(f"the shards come from different commits: {sorted({d['commit'] for d in docs})}")
     results = sorted((r for d in docs for r in d["results"]), key=lambda r: r["index"])
@@ -224,10 +233,18 @@ def memory_run(n: int, *, epochs: int, seed: int) -> dict:
             "ap": ranking_report(r.scores, fault)["ap"]}
 
 
+def _finished(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text()).get("complete"))
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--draw", default="dev", choices=sorted(DRAWS))
     p.add_argument("--count", type=int, default=6, help="how many scenarios of the draw")
+    p.add_argument("--start", type=int, default=0, help="the first scenario's index in the draw (default 0)")
     p.add_argument("--sources", nargs="+", choices=sorted(SOURCE_LIMITS), help="only scenarios of these sources")
     p.add_argument("--epochs", type=int, default=8, help="the project's own training (the reference's is fixed)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -240,11 +257,12 @@ def main(argv=None) -> int:
     p.add_argument("--memory", type=int, default=0,
                    help="instead: peak memory and wall time of DFauLo on N real Fashion-MNIST items")
     args = p.parse_args(argv)
-    path = args.out / f"scenarios-{args.draw}.json"
+    stem = result_stem(args.draw, args.start)
+    path = args.out / f"scenarios-{stem}.json"
     try:
         shard = parse_shard(args.shard) if args.shard else None
         if args.merge:
-            doc = merge_shards(args.out, args.draw, args.merge)
+            doc = merge_shards(args.out, stem, args.merge)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -279,13 +297,17 @@ def main(argv=None) -> int:
         (args.out / "memory.json").write_text(json.dumps(res, indent=1))
         return 0
     try:
-        scenarios = draw_scenarios(args.draw, args.count, sources=args.sources)
+        scenarios = draw_scenarios(args.draw, args.count, sources=args.sources, start=args.start)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if shard:
-        scenarios, path = scenarios[shard[0] - 1::shard[1]], shard_path(args.out, args.draw, shard)
-    doc = {"machine": machine, "draw": args.draw, "commit": commit + ("-dirty" if dirty else ""),
+        scenarios, path = scenarios[shard[0] - 1::shard[1]], shard_path(args.out, stem, shard)
+    if args.draw == "test" and _finished(path):
+        print(f"error: {path} holds a finished test draw; those scenarios are spent: take new ones "
+              f"with --start (or move the file away)", file=sys.stderr)
+        return 2
+    doc = {"machine": machine, "draw": args.draw, "start": args.start, "commit": commit + ("-dirty" if dirty else ""),
            "threads": torch.get_num_threads(), "epochs": args.epochs, "reference_recipe": vars(RECIPE),
            "command": " ".join(["python", "scripts/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
            "shard": args.shard, "complete": False, "results": []}

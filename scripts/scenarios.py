@@ -113,14 +113,17 @@ def draw_scenario(draw: str, index: int) -> Scenario:
     return Scenario(draw=draw, index=index, source=source, limit=SOURCE_LIMITS[source], parts=tuple(parts))
 
 
-def draw_scenarios(draw: str, count: int, *, sources=None) -> list[Scenario]:
-    """The first ``count`` scenarios of ``draw`` (only those of ``sources``, when given)."""
+def draw_scenarios(draw: str, count: int, *, sources=None, start: int = 0) -> list[Scenario]:
+    """The first ``count`` scenarios of ``draw`` from index ``start`` on (only those of
+    ``sources``, when given). A later ``start`` gives scenarios no earlier run has seen."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
     unknown = set(sources or ()) - set(SOURCE_LIMITS)
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; choose among {', '.join(SOURCE_LIMITS)}")
-    out, index = [], 0
+    out, index = [], start
     while len(out) < count:
         s = draw_scenario(draw, index)
         if not sources or s.source in sources:

@@ -53,6 +53,9 @@ def test_review_loop_inspects_top_batches_then_the_rest_by_final_scores():
 def test_scenarios_are_seeded_and_do_not_depend_on_how_many_are_drawn():
     five = draw_scenarios("dev", 5)
     assert five == [draw_scenario("dev", i) for i in range(5)] == draw_scenarios("dev", 9)[:5]
+    assert draw_scenarios("test", 3, start=24) == [draw_scenario("test", i) for i in (24, 25, 26)]
+    with pytest.raises(ValueError, match="start"):
+        draw_scenarios("test", 3, start=-1)
     assert [s.seed for s in draw_scenarios("test", 30)] != [s.seed for s in draw_scenarios("dev", 30)]
     assert [s.parts for s in draw_scenarios("test", 30)] != [s.parts for s in draw_scenarios("dev", 30)]
     only = draw_scenarios("dev", 4, sources=["digits"])
@@ -159,6 +162,22 @@ def test_the_test_draw_needs_the_frozen_flag(tmp_path, capsys):
     from benchmark import main
     assert main(["--draw", "test", "--count", "1", "--out", str(tmp_path / "out")]) == 2
     assert "--frozen" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_finished_test_draw_is_never_overwritten_and_a_later_start_gets_its_own_file(tmp_path, capsys,
+                                                                                     monkeypatch):
+    import json
+
+    import benchmark
+    from benchmark import result_stem
+    monkeypatch.setattr(benchmark, "code_state", lambda: ("abc", False))
+    out = tmp_path / "out"
+    out.mkdir()
+    spent = out / "scenarios-test.json"
+    spent.write_text(json.dumps({"draw": "test", "complete": True, "results": []}))
+    assert benchmark.main(["--draw", "test", "--count", "1", "--frozen", "--out", str(out)]) == 2
+    assert "spent" in capsys.readouterr().err and json.loads(spent.read_text())["complete"]
+    assert result_stem("test") == "test" and result_stem("test", 24) == "test-from-24"
 
 
 def test_shards_merge_into_one_draw_in_draw_order_and_refuse_partial_or_mixed_runs(tmp_path):
