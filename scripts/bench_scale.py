@@ -498,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, LabelStudioError, ValueError) as exc:
         failed = f"bench_scale failed: {exc}"
         figures["error"] = failed  # what was measured before is kept
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, SIGTERM: the phases done are kept too
+        code = exc.code if isinstance(exc, SystemExit) else 130
+        failed = f"bench_scale was stopped (exit status {code}) before its last phase"
+        figures["error"] = failed
     figures["command"] = "python scripts/bench_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
     figures["wall_seconds"] = round(time.monotonic() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,8 @@
 """The scale benchmark's helpers: probe summaries, the reviews it makes, its table."""
 from __future__ import annotations
 
+import pytest
+
 from backend.labels import parse_label_config
 from scripts.bench_measure import Sample, percentile, summarize
 from scripts import bench_scale
@@ -66,15 +68,20 @@ def test_label_studio_500_answers_are_counted_once_by_request_kind(tmp_path):
     assert http_500_answers(tmp_path / "missing.log") == {}
 
 
-def test_a_failure_late_in_the_run_keeps_what_was_measured(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("stop, message", [
+    (RuntimeError("Label Studio refused the last probe"), "refused the last probe"),
+    (SystemExit(143), "stopped (exit status 143)"),      # SIGTERM, as main's handler turns it
+    (KeyboardInterrupt(), "stopped (exit status 130)"),
+], ids=["error", "sigterm", "ctrl-c"])
+def test_a_failure_or_a_stop_late_in_the_run_keeps_what_was_measured(tmp_path, monkeypatch, capsys, stop, message):
     import json
 
     def failing_run(args, *, out, echo=print):
         out["first_training"] = {"start_to_all_scored_seconds": 246.9}
-        raise RuntimeError("Label Studio refused the last probe")
+        raise stop
     monkeypatch.setattr(bench_scale, "run", failing_run)
     path = tmp_path / "scale.json"
     assert bench_scale.main(["--n", "200", "--out", str(path)]) == 1
     written = json.loads(path.read_text())
     assert written["first_training"] == {"start_to_all_scored_seconds": 246.9}
-    assert "refused the last probe" in written["error"] and "refused the last probe" in capsys.readouterr().err
+    assert message in written["error"] and message in capsys.readouterr().err
