@@ -96,18 +96,25 @@ def wait_training(backend_url: str, project: int, *, after: float, timeout: floa
 
 
 def wait_cleanup(ls: LabelStudioClient, backend_url: str, project: int, *, version: str,
-                 timeout: float) -> dict:
+                 timeout: float, required: bool = True) -> dict:
     """Wait for the backend's pass removing older predictions after ``version`` (``last_cleanup``
-    of that version, not stopped); the monotonic time it was seen and what Label Studio holds."""
+    of that version, not stopped); the monotonic time it was seen (None when not ``required``
+    and not done within ``timeout``: the benchmark goes on beside it), the pass's report and
+    how many older predictions Label Studio still holds."""
     deadline = time.monotonic() + timeout
+    done: dict = {}
     while time.monotonic() < deadline:
         done = polled(lambda: backend_status(backend_url, project)).get("last_cleanup") or {}
         if done.get("model_version") == version and not done.get("stopped"):
-            counts = polled(lambda: ls.model_versions(project))
-            return {"t": time.monotonic(), "report": done,
-                    "older_predictions_left": sum(n or 0 for v, n in counts.items() if v != version)}
+            break
         time.sleep(1)
-    raise RuntimeError(f"the older predictions were not removed within {timeout:.0f} s")
+    else:
+        if required:
+            raise RuntimeError(f"the older predictions were not removed within {timeout:.0f} s")
+        done = None
+    counts = polled(lambda: ls.model_versions(project))
+    return {"t": time.monotonic() if done is not None else None, "report": done,
+            "older_predictions_left": sum(n or 0 for v, n in counts.items() if v != version)}
 
 
 def wait_all_on_version(ls: LabelStudioClient, project: int, *, total: int, not_version: str | None,
@@ -225,8 +232,10 @@ def verdict_targets(top: list[dict], truth: dict[str, dict], spec, *, count: int
 
 
 def press_and_wait(ls, stack: Stack, pid: int, ml_id: int, *, total: int, previous: str | None,
-                   timeout: float) -> dict:
-    """Press Start Training; the training report and Start Training to every task scored."""
+                   timeout: float, cleanup_wait: float | None = None) -> dict:
+    """Press Start Training; the training report and Start Training to every task scored; then
+    the background removal of the older predictions, waited for up to ``cleanup_wait`` seconds
+    (None: ``timeout``, and not done by then is an error)."""
     press_epoch, t0 = time.time(), time.monotonic()
     ls.post(f"/api/ml/{ml_id}/train", {})
     press_s = time.monotonic() - t0
@@ -236,10 +245,14 @@ def press_and_wait(ls, stack: Stack, pid: int, ml_id: int, *, total: int, previo
            "job_seconds": job.get("duration"), "report": job.get("report"), "model_version": version,
            "window": (t0, t_all)}
     if previous is not None:  # the older version's predictions go in the background: until done
-        clean = wait_cleanup(ls, stack.backend.url, pid, version=version, timeout=timeout)
-        out.update(start_to_older_predictions_removed_seconds=rounded(clean["t"] - t0, 1),
+        clean = wait_cleanup(ls, stack.backend.url, pid, version=version, required=cleanup_wait is None,
+                             timeout=timeout if cleanup_wait is None else cleanup_wait)
+        end = clean["t"] or time.monotonic()
+        out.update(start_to_older_predictions_removed_seconds=rounded(clean["t"] and clean["t"] - t0, 1),
                    cleanup=clean["report"], older_predictions_left=clean["older_predictions_left"],
-                   window=(t0, clean["t"]))
+                   window=(t0, end))
+        if clean["t"] is None:
+            out["cleanup_still_running_after_seconds"] = rounded(end - t0, 1)
     return out
 
 
@@ -280,7 +293,8 @@ def http_500_answers(log: Path) -> dict[str, int]:
 
 
 def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previous: str,
-                  count: int = 200, top_n: int = 1000, timeout: float = 1800) -> dict:
+                  count: int = 200, top_n: int = 1000, timeout: float = 1800,
+                  cleanup_wait: float | None = None) -> dict:
     """``count`` reviews of the top of the Data Manager order, then: the new version's top
     ``top_n`` visible (the project on a new version and the DM's first ``top_n`` all carrying
     it), and every task on it."""
@@ -307,8 +321,12 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
     checked = polled(lambda: dm_top(ls, pid, count=top_n)) if visible else []
     confirmed = bool(checked) and all(on_version(t, version) for t in checked)
     version, t_all = wait_all_on_version(ls, pid, total=total, not_version=previous, timeout=timeout)
-    clean = wait_cleanup(ls, stack.backend.url, pid, version=version, timeout=timeout)
-    return {"last_save_to_older_predictions_removed_seconds": rounded(clean["t"] - t_last, 1),
+    left_at_verdicts = polled(lambda: ls.model_versions(pid))
+    clean = wait_cleanup(ls, stack.backend.url, pid, version=version, required=cleanup_wait is None,
+                         timeout=timeout if cleanup_wait is None else cleanup_wait)
+    end = clean["t"] or time.monotonic()
+    return {"last_save_to_older_predictions_removed_seconds": rounded(clean["t"] and clean["t"] - t_last, 1),
+            "predictions_by_version_when_all_on_new": left_at_verdicts,
             "cleanup": clean["report"], "older_predictions_left": clean["older_predictions_left"],
             "reviews": len(targets), "corrections": sum(1 for (aid, res), t in zip(targets, top)
                                                          if res != t["annotations"][0]["result"]),
@@ -317,7 +335,7 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
             "stale_in_first_100_while_polling": stale_first_page,
             "top_confirmed_with_fields_all": confirmed,
             "last_save_to_all_on_new_version_seconds": rounded(t_all - t_last, 1), "model_version": version,
-            "window": (saves[0].t if saves else t_last, clean["t"])}
+            "window": (saves[0].t if saves else t_last, end)}
 
 
 def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -> dict:
@@ -381,13 +399,15 @@ def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -
             out[name] = phase
             return phase
         first = record("first_training", press_and_wait(ls, stack, pid, ml_id, total=total, previous=None,
-                                                         timeout=args.timeout))
+                                                         timeout=args.timeout, cleanup_wait=args.cleanup_wait))
         echo(f"first training: all {total} scored {first['start_to_all_scored_seconds']} s after Start Training")
         second = record("second_training", press_and_wait(ls, stack, pid, ml_id, total=total,
-                                                           previous=first["model_version"], timeout=args.timeout))
+                                                           previous=first["model_version"], timeout=args.timeout,
+                                                           cleanup_wait=args.cleanup_wait))
         echo(f"second training (cache warm): {second['start_to_all_scored_seconds']} s")
         verdicts = record("verdicts", verdict_batch(ls, stack, pid, spec, truth, total=total,
-                                                    previous=second["model_version"], timeout=args.timeout))
+                                                    previous=second["model_version"], timeout=args.timeout,
+                                                    cleanup_wait=args.cleanup_wait))
         echo(f"verdicts: top 1000 visible {verdicts['last_save_to_top_visible_seconds']} s after the "
              f"last save, all on the new version after {verdicts['last_save_to_all_on_new_version_seconds']} s")
         out["backend_peak_rss_bytes"] = peak_rss_bytes(stack.backend.process.pid)
@@ -399,7 +419,8 @@ def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -
         try:  # Label Studio's own behaviour: a refusal is a figure too
             out["ls_sort_without_current_version"] = sort_behaviour(ls, pid, version, result)
             ids = [t["id"] for t in ls.iter_tasks(pid, fields="task_only")]
-            out["ls_deletes"] = deletion_behaviour(ls, pid, ids, result, reviewer=reviewer)
+            if not args.no_delete_probe:
+                out["ls_deletes"] = deletion_behaviour(ls, pid, ids, result, reviewer=reviewer)
         except LabelStudioError as exc:
             out["ls_probe_error"] = f"{time.strftime('%H:%M:%S')} {str(exc)[:300]}"
         out["reviewer_saves_total"] = summarize(reviewer.stop())
@@ -484,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stock-label-studio", action="store_true",
                     help="start Label Studio without the settings of servers.LABEL_STUDIO_TUNING")
     ap.add_argument("--timeout", type=float, default=7200.0, help="seconds allowed per waiting step")
+    ap.add_argument("--cleanup-wait", type=float, default=None,
+                    help="seconds to wait for the background removal of older predictions before going "
+                         "on beside it (default: until done, up to --timeout)")
+    ap.add_argument("--no-delete-probe", action="store_true",
+                    help="skip the probe of Label Studio's own deletes at the end (minutes at 60,000)")
     ap.add_argument("--out", type=Path, default=servers.REPO / "benchmark" / "scale.json")
     args = ap.parse_args(argv)
     if not 200 <= args.n <= 60000:
