@@ -418,8 +418,8 @@ def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -
         result = spec.result(0)
         try:  # Label Studio's own behaviour: a refusal is a figure too
             out["ls_sort_without_current_version"] = sort_behaviour(ls, pid, version, result)
-            ids = [t["id"] for t in ls.iter_tasks(pid, fields="task_only")]
             if not args.no_delete_probe:
+                ids = [t["id"] for t in ls.iter_tasks(pid, fields="task_only")]
                 out["ls_deletes"] = deletion_behaviour(ls, pid, ids, result, reviewer=reviewer)
         except LabelStudioError as exc:
             out["ls_probe_error"] = f"{time.strftime('%H:%M:%S')} {str(exc)[:300]}"
