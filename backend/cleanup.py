@@ -46,7 +46,12 @@ def step_size(seconds: float, tasks: int, *, target: float = STEP_SECONDS, large
               smallest: int = SMALLEST_STEP) -> int:
     """Tasks for the next step after one of ``tasks`` tasks took ``seconds``."""
     per_task = max(seconds, 1e-6) / max(tasks, 1)
-    return int(min(largest, max(min(smallest, largest), target / per_task)))
+    return _within(target / per_task, smallest=smallest, largest=largest)
+
+
+def _within(tasks: float, *, smallest: int, largest: int) -> int:
+    """``tasks`` held between ``smallest`` (or ``largest``, when that is less) and ``largest``."""
+    return int(min(largest, max(min(smallest, largest), tasks)))
 
 
 def cleanup_due(store: Store) -> bool:
@@ -88,7 +93,7 @@ def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelS
     todo = [r for r in reversed(rows[top_first:]) if r.task_id in stale]
     predictions = version_predictions(rows, spec=spec, version=version)
     queue = [(tid, None) for tid in orphans] + [(r.task_id, r) for r in todo]  # orphans: delete only
-    size, start = min(chunk, max(min(smallest, chunk), int(store.get(STEP_KEY) or chunk))), 0
+    size, start = _within(int(store.get(STEP_KEY) or chunk), smallest=smallest, largest=chunk), 0
     while start < len(queue):
         if report["steps"] and should_stop():
             report.update(stopped=True, seconds=round(time.monotonic() - t0, 3))
