@@ -76,6 +76,11 @@ class DFauLoModels:
     #: the output-level signals whose mean percentile is the vote's core (``VOTE_CORES``);
     #: rankers saved before the margin joined the core have the ensemble loss alone
     vote_core: tuple[str, ...] = ("ensemble_loss",)
+    #: the mixture evidence (``mixture.MixtureEvidence`` on ``mixture_signals``) and the training
+    #: items' vote, sorted; with both, the ranking before verdicts is the mean of the vote's and the
+    #: evidence's percentiles (initial ranker "evidence"). None: the vote alone (rankers saved before)
+    mixture: object | None = None
+    vote_sorted: np.ndarray | None = None
 
     def model(self, state: dict) -> nn.Module:
         m = build_model(self.input_shape, self.num_classes)
@@ -277,6 +282,35 @@ def vote_signals(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
     return np.stack(rows).astype(np.float64)
 
 
+#: the signals of the mixture evidence, output-level first (``MIXTURE_CORE`` of them)
+MIXTURE_SIGNALS = ("ensemble_loss", "margin", "checkpoint_loss", "tracin", "activation", "outlier")
+MIXTURE_CORE = 4
+
+
+def mixture_signals(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
+    """``(6, N)`` of ``MIXTURE_SIGNALS``, higher = more suspicious: the log ensemble loss, the
+    negated final margin, the mean log loss over the checkpoints, log TracIn, the activation view
+    score and the log outlier view score (columns of ``build_features``)."""
+    c, e = models.num_classes, len(models.ckpt_lrs)
+    loss_col, act_col, outlier_col = vote_columns(c, e)
+    ckpt = features[:, 5 * c + 7:5 * c + 7 + e].astype(np.float64)
+    return np.stack([np.log(features[:, loss_col].astype(np.float64) + 1e-4),
+                     -features[:, margin_column(c, e)], np.log(ckpt + 1e-4).mean(1),
+                     features[:, 5 * c + 7 + e], features[:, act_col], features[:, outlier_col]]).astype(np.float64)
+
+
+def fit_mixture(features: np.ndarray, models: DFauLoModels, reference: np.ndarray, *, seed: int = 0) -> None:
+    """Fit ``models.mixture`` on the training items' ``features`` and keep their vote, sorted, in
+    ``models.vote_sorted`` (``reference``: their ``vote_reference``)."""
+    from .mixture import MixtureEvidence
+
+    models.mixture = models.vote_sorted = None
+    vote = ranker_inputs(features, models, reference)[:, -1]
+    models.mixture = MixtureEvidence.fit(mixture_signals(features, models), names=MIXTURE_SIGNALS,
+                                         core=MIXTURE_CORE, seed=seed)
+    models.vote_sorted = np.sort(vote)
+
+
 def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
     """Sorted ``vote_signals`` of the training items ``(K + 2, N)``: the scale on which the views
     vote ranks any item."""
@@ -288,7 +322,8 @@ def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndar
     probability and label columns) and the views vote (``vote.views_vote``): the item's core
     percentile among the training items (the mean percentile of the ``models.vote_core``
     signals), averaged with its activation- and outlier-view percentiles where the item's class
-    gives those views a say.
+    gives those views a say; with ``models.mixture``, that vote's percentile among the training
+    items averaged with the item's mixture-evidence percentile (``mixture.MixtureEvidence``).
 
     The compact inputs let the refit learn from a few hundred verdicts where the 5C probability
     columns made it overfit (measured with scripts/benchmark.py).
@@ -301,4 +336,9 @@ def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndar
     core = np.mean(pct[:-2], axis=0)
     labels = features[:, c:2 * c].argmax(1)
     vote = views_vote(core, pct[-2], pct[-1], labels, models.gates)
+    mixture = getattr(models, "mixture", None)
+    if mixture is not None:
+        sorted_vote = models.vote_sorted
+        vote = 0.5 * (np.searchsorted(sorted_vote, vote, side="right") / len(sorted_vote)
+                      + mixture.percentile(mixture_signals(features, models)))
     return np.concatenate([features[:, 5 * c:], vote[:, None]], 1).astype(np.float64)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .dfaulo import (VOTE_CORES, DFauLoModels, build_features, compute_outputs, fit_dfaulo, ranker_inputs,
-                     synthetic_noise_inputs, vote_reference)
+from .dfaulo import (VOTE_CORES, DFauLoModels, build_features, compute_outputs, fit_dfaulo, fit_mixture,
+                     ranker_inputs, synthetic_noise_inputs, vote_reference)
 from .ranker import INITIAL_RANKERS, MetaRanker
 from .tracin import thin_checkpoints
 from .train import Checkpoint, cross_entropy, predict, softmax, train_model
@@ -32,7 +32,7 @@ CHECKPOINTS = 4  # TracIn checkpoints (every other epoch at the default 8 epochs
 FORMAT_VERSION = 3
 #: the views vote's core per initial ranker (``dfaulo.VOTE_CORES``); "synthetic" feeds the vote to its
 #: regression as one input among others
-INITIAL_CORES = {"vote": "loss+margin", "loss-vote": "loss", "synthetic": "loss+margin"}
+INITIAL_CORES = {"evidence": "loss+margin", "vote": "loss+margin", "loss-vote": "loss", "synthetic": "loss+margin"}
 
 
 def _validate(x, y, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,13 +86,14 @@ class SuspicionRanker:
     @classmethod
     def fit(cls, x, y, *, num_classes: int, method: str = "dfaulo", seed: int = 0,
             epochs: int | None = None, progress: bool = False, base=None,
-            initial: str = "vote", device: str = "cpu") -> "SuspicionRanker":
+            initial: str = "evidence", device: str = "cpu") -> "SuspicionRanker":
         """Train a model on ``x`` (N, C, H, W) float32 in [0, 1] with labels ``y`` (N,) in
         0..num_classes-1 and score every item. ``base`` (a ``TrainResult`` on the same data)
         skips training, so several methods can share one model. ``initial`` picks DFauLo's ranker
-        before any verdict: "vote" (default: the views vote on the mean percentile of the
-        ensemble loss and the margin, the activation view's say measured in the run, see
-        ``vote.activation_evidence``), "loss-vote" (the views vote as first built: the ensemble
+        before any verdict: "evidence" (default: the mean of the views vote's percentile and
+        the mixture evidence's, see ``mixture.MixtureEvidence``), "vote" (the views vote alone:
+        on the mean percentile of the ensemble loss and the margin, the activation view's say
+        measured in the run, see ``vote.activation_evidence``), "loss-vote" (the views vote as first built: the ensemble
         loss alone, the activation view's say through a fixed ramp) or "synthetic" (the
         paper's). ``device``:
         where training runs ("cpu", "cuda", or "auto" for CUDA when available)."""
@@ -120,6 +121,8 @@ class SuspicionRanker:
             models.vote_core = VOTE_CORES[INITIAL_CORES[initial]]
             features = build_features(outputs, y, models)
             reference = vote_reference(features, models)
+            if initial == "evidence":
+                fit_mixture(features, models, reference, seed=seed)
             inputs = ranker_inputs(features, models, reference)
             meta = MetaRanker(seed=seed)
             if initial != "synthetic":
@@ -247,7 +250,7 @@ class SuspicionRanker:
                 "verdicts": self.verdicts, "timings": self.timings, "input_shape": m.input_shape,
                 "num_classes": m.num_classes, "ckpt_lrs": m.ckpt_lrs, "outlier_view": m.outlier_view,
                 "activation_view": m.activation_view, "thresholds": m.thresholds, "gates": m.gates,
-                "vote_core": m.vote_core}
+                "vote_core": m.vote_core, "mixture": m.mixture, "vote_sorted": m.vote_sorted}
         joblib.dump(rest, d / "ranker.joblib.tmp")
         os.replace(d / "weights.pt.tmp", d / "weights.pt")
         os.replace(d / "ranker.joblib.tmp", d / "ranker.joblib")
@@ -269,7 +272,8 @@ class SuspicionRanker:
             base_state=weights["base"], mutant_states=weights["mutants"], ckpt_states=weights["checkpoints"],
             ckpt_lrs=rest["ckpt_lrs"], outlier_view=rest["outlier_view"],
             activation_view=rest["activation_view"], thresholds=rest["thresholds"], gates=rest["gates"],
-            vote_core=tuple(rest.get("vote_core", ("ensemble_loss",))))
+            vote_core=tuple(rest.get("vote_core", ("ensemble_loss",))), mixture=rest.get("mixture"),
+            vote_sorted=rest.get("vote_sorted"))
         ranker = cls(method=rest["method"], models=models, labels=rest["labels"], predicted=rest["predicted"],
                      features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"],
                      reference=rest["reference"])

@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-INITIAL_RANKERS = ("vote", "loss-vote", "synthetic")
+INITIAL_RANKERS = ("evidence", "vote", "loss-vote", "synthetic")
 
 
 class MetaRanker:

@@ -35,12 +35,16 @@ class TrainResult:
 
     visit_loss : float32 (N, epochs), cross-entropy of each item at its visit in each epoch
     visit_tracin : float64 (N,), sum over visits of lr * ||p - y||^2 * (||h||^2 + 1)
+    visit_margin : float32 (N, epochs), the label's logit minus the largest other logit at each
+        item's visit in each epoch; its mean over epochs is the area under the margin (AUM,
+        Pleiss et al. 2020)
     """
 
     model: nn.Module
     checkpoints: list[Checkpoint] = field(default_factory=list)
     visit_loss: np.ndarray | None = None
     visit_tracin: np.ndarray | None = None
+    visit_margin: np.ndarray | None = None
     seconds: float = 0.0
 
 
@@ -136,6 +140,7 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     visit_loss = np.zeros((n, epochs), dtype=np.float32)
     visit_tracin = np.zeros(n, dtype=np.float64)
+    visit_margin = np.zeros((n, epochs), dtype=np.float32)
     checkpoints: list[Checkpoint] = []
     flip = x.shape[1] == 3
     bar = None
@@ -166,9 +171,14 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
                 p = torch.softmax(logits, 1)
                 p[torch.arange(len(yb)), yb] -= 1.0
                 term = p.pow(2).sum(1) * (h.pow(2).sum(1) + 1.0)
+                rows = torch.arange(len(yb), device=logits.device)
+                others = logits.detach().clone()
+                others[rows, yb] = -torch.inf
+                margin = logits.detach()[rows, yb] - others.max(1).values
             nidx = idx.numpy()
             visit_loss[nidx, epoch] = losses.detach().cpu().numpy()
             visit_tracin[nidx] += cur * term.cpu().numpy()
+            visit_margin[nidx, epoch] = margin.cpu().numpy()
             lrs.append(cur)
             step += 1
             if bar is not None:
@@ -179,7 +189,7 @@ def train_model(x: np.ndarray, y: np.ndarray, *, num_classes: int, epochs: int =
         bar.close()
     model.to("cpu").eval()
     return TrainResult(model=model, checkpoints=checkpoints, visit_loss=visit_loss,
-                       visit_tracin=visit_tracin, seconds=time.perf_counter() - start)
+                       visit_tracin=visit_tracin, visit_margin=visit_margin, seconds=time.perf_counter() - start)
 
 
 @torch.no_grad()

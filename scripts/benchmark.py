@@ -26,6 +26,7 @@ never overwritten.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference_peers import PEERS, RECIPE, reference_peers  # noqa: E402
 from scenarios import DRAWS, SOURCE_LIMITS, Scenario, draw_scenarios, realize  # noqa: E402
 
+from detection.dfaulo import ranker_inputs  # noqa: E402
 from detection.metrics import inspected_count, ranking_report  # noqa: E402
 from detection.pipeline import SuspicionRanker  # noqa: E402
 from detection.train import train_model  # noqa: E402
@@ -100,6 +102,7 @@ def run_scenario(scenario: Scenario, *, epochs: int = 8, review: bool = True) ->
     ranker = SuspicionRanker.fit(x, y, num_classes=k, method="dfaulo", seed=scenario.seed, base=base)
     dfaulo_seconds = base.seconds + time.perf_counter() - t0
     rows["dfaulo"] = _row(ranker.scores, is_fault, dfaulo_seconds, unit)
+    rows["dfaulo-vote"] = _row(vote_alone(ranker), is_fault, dfaulo_seconds, unit)
     if review:
         t0 = time.perf_counter()
         eff = review_loop(ranker, is_fault)
@@ -111,7 +114,16 @@ def run_scenario(scenario: Scenario, *, epochs: int = 8, review: bool = True) ->
             "parts": [vars(p) for p in scenario.parts], "seed": scenario.seed, "items": len(y),
             "faults": int(is_fault.sum()), "reference_seconds": unit, "best_peer": best,
             "gap_to_best_peer": rows["dfaulo"]["ap"] - rows[best]["ap"],
-            "gap_to_ref_loss": rows["dfaulo"]["ap"] - rows["ref-loss"]["ap"], "methods": rows}
+            "gap_to_ref_loss": rows["dfaulo"]["ap"] - rows["ref-loss"]["ap"], "methods": rows,
+            "mixture": ranker.models.mixture.summary() if ranker.models.mixture is not None else None}
+
+
+def vote_alone(ranker: SuspicionRanker) -> np.ndarray:
+    """``(N,)``: the ranking before verdicts of initial="vote" (the views vote without the mixture
+    evidence), from the same fitted ranker."""
+    models = copy.copy(ranker.models)
+    models.mixture = models.vote_sorted = None
+    return ranker_inputs(ranker.features, models, ranker.reference)[:, -1]
 
 
 def summarize(results: list[dict]) -> dict:
@@ -135,7 +147,7 @@ def summarize(results: list[dict]) -> dict:
 def markdown(doc: dict) -> str:
     """The written results as Markdown: one row per scenario, then the summary."""
     cols = list(PEERS + OWN_PEERS)
-    head = ["scenario", "items", "faults", "DFauLo AP", *cols, "best peer", "DFauLo - best",
+    head = ["scenario", "items", "faults", "DFauLo AP", "vote alone", *cols, "best peer", "DFauLo - best",
             "review recall@10% / ideal", "DFauLo cost (x ref. training)"]
     lines = [f"Draw **{doc['draw']}**, {doc['summary']['scenarios']} scenarios, commit {doc['commit']}, "
              f"measured {doc['machine']['date']} ({doc['machine']['cpus']} CPUs, {doc['threads']} torch threads).", "",
@@ -143,7 +155,9 @@ def markdown(doc: dict) -> str:
     for r in doc["results"]:
         m = r["methods"]
         review = m.get("dfaulo+review", {}).get("recall@10%/ideal")
+        vote = m.get("dfaulo-vote", {}).get("ap")
         cells = [r["scenario"], str(r["items"]), str(r["faults"]), f"{m['dfaulo']['ap']:.3f}",
+                 "" if vote is None else f"{vote:.3f}",
                  *[(f"**{m[c]['ap']:.3f}**" if c == r["best_peer"] else f"{m[c]['ap']:.3f}") for c in cols],
                  r["best_peer"], f"{r['gap_to_best_peer']:+.3f}", "" if review is None else f"{review:.3f}",
                  f"{m['dfaulo']['cost_x_reference']:.2f}"]

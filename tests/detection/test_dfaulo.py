@@ -43,7 +43,7 @@ def test_refit_is_refused_when_the_vote_already_ranks_the_verdicts(digits_small,
     assert ranker.verdict_count == len(reviewed)
     validation = ranker.meta.validation
     assert validation["verdicts"] == len(reviewed) and validation["folds"] == 5
-    assert validation["initial_auc"] > 0.99
+    assert validation["initial_auc"] > 0.98
     assert validation["refit_auc"] - validation["initial_auc"] <= ranker.meta.min_gain
     assert validation["accepted"] is False and not ranker.meta.online
     assert np.array_equal(before, after)
@@ -138,6 +138,31 @@ def test_a_ranker_saved_before_the_vote_core_loads_with_the_loss_vote(tmp_path, 
     assert loaded.models.vote_core == ("ensemble_loss",)
     assert np.array_equal(loaded.scores, old.scores)
     assert np.allclose(loaded.score_new(x[:20], y[:20])[0], old.scores[:20])
+
+
+def test_the_default_ranking_is_the_mean_of_the_vote_and_the_mixture_percentiles(digits_small, trained):
+    from detection.dfaulo import MIXTURE_SIGNALS, mixture_signals
+    x, y, _ = digits_small
+    r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
+    vote = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="vote")
+    assert r.models.mixture.names == MIXTURE_SIGNALS and vote.models.mixture is None
+    vote_pct = (np.sort(vote.scores)[None, :] <= vote.scores[:, None]).mean(1)
+    mix_pct = r.models.mixture.percentile(mixture_signals(r.features, r.models))
+    assert np.allclose(r.scores, 0.5 * (vote_pct + mix_pct))
+
+
+def test_a_saved_default_ranker_scores_the_same_after_loading(tmp_path, digits_small, trained):
+    import joblib
+    x, y, _ = digits_small
+    r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
+    r.save(tmp_path / "r")
+    loaded = SuspicionRanker.load(tmp_path / "r")
+    assert np.array_equal(loaded.scores, r.scores)
+    assert np.allclose(loaded.score_new(x[:20], y[:20])[0], r.scores[:20])
+    rest = joblib.load(tmp_path / "r" / "ranker.joblib")
+    del rest["mixture"], rest["vote_sorted"]             # what rankers saved before it hold
+    joblib.dump(rest, tmp_path / "r" / "ranker.joblib")
+    assert SuspicionRanker.load(tmp_path / "r").models.mixture is None
 
 
 def test_fit_rejects_an_unknown_initial_ranker(digits_small, trained):

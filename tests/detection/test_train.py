@@ -45,3 +45,18 @@ def test_device_choice_is_checked_and_cpu_training_is_unchanged():
     assert same or torch.cuda.is_available()  # bit for bit on the CPU
     assert all(v.device.type == "cpu" for v in b.checkpoints[0].state.values())
     assert next(b.model.parameters()).device.type == "cpu"  # scoring runs on the CPU either way
+
+
+def test_training_records_each_items_margin_at_every_visit():
+    """visit_margin (N, epochs): the label's logit minus the largest other one, as training saw
+    it; items given a wrong label end with a lower mean margin (the area under the margin)."""
+    import numpy as np
+    from detection.noise import inject_label_noise
+    from detection.sources import load_source
+    from detection.train import train_model
+    d = load_source("digits", limit=400, seed=0)
+    y, fault = inject_label_noise(d.y, rate=0.1, kind="symmetric", num_classes=10, seed=0)
+    r = train_model(d.x, y, num_classes=10, epochs=3, seed=0)
+    assert r.visit_margin.shape == (400, 3) and np.isfinite(r.visit_margin).all()
+    from detection.metrics import ranking_report
+    assert ranking_report(-r.visit_margin.mean(1), fault)["auroc"] > 0.8
