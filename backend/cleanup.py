@@ -69,9 +69,9 @@ def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelS
                           clock: Callable[[], float] = time.monotonic) -> dict:
     """One cleanup pass (see the module); returns counts, ``stopped`` when it gave way to other
     work before the end. Steps hold at most ``chunk`` tasks, fewer when a step takes longer than
-    ``step_seconds`` (see :func:`step_size`). Label Studio's errors propagate: the tasks not done
-    stay recorded."""
-    t0 = time.monotonic()
+    ``step_seconds`` (see :func:`step_size`); the report's ``seconds`` and the steps are timed
+    with ``clock``. Label Studio's errors propagate: the tasks not done stay recorded."""
+    t0 = clock()
     version = store.published_version()
     report = {"model_version": version, "tasks_cleaned": 0, "deleted": 0, "versions_deleted": 0,
               "steps": 0, "stopped": False}
@@ -84,7 +84,7 @@ def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelS
         report.update(foreign_versions=foreign,
                       versions_deleted=delete_small_versions(store, client, project_id, limit=None))
         store.put("cleaned_version", version)
-        report["seconds"] = round(time.monotonic() - t0, 3)
+        report["seconds"] = round(clock() - t0, 3)
         return report
     rows = sort_order(store.scored_tasks())
     stale = store.stale_task_ids()
@@ -93,10 +93,11 @@ def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelS
     todo = [r for r in reversed(rows[top_first:]) if r.task_id in stale]
     predictions = version_predictions(rows, spec=spec, version=version)
     queue = [(tid, None) for tid in orphans] + [(r.task_id, r) for r in todo]  # orphans: delete only
-    size, start = _within(int(store.get(STEP_KEY) or chunk), smallest=smallest, largest=chunk), 0
+    stored = store.get(STEP_KEY)  # the next pass starts at the size measured last
+    size, start = _within(int(stored or chunk), smallest=smallest, largest=chunk), 0
     while start < len(queue):
         if report["steps"] and should_stop():
-            report.update(stopped=True, seconds=round(time.monotonic() - t0, 3))
+            report.update(stopped=True, seconds=round(clock() - t0, 3))
             return report
         part = queue[start:start + size]
         ids, again = [tid for tid, _ in part], [r for _, r in part if r is not None]
@@ -109,10 +110,12 @@ def clean_old_predictions(store: Store, client, project_id: int, *, spec: LabelS
         report["steps"] += 1
         start += len(part)
         size = step_size(clock() - t_step, len(ids), target=step_seconds, largest=chunk, smallest=smallest)
-        store.put(STEP_KEY, size)  # the next pass starts at the size measured here
+        if size != stored:  # one write when the size changes, not one a step
+            store.put(STEP_KEY, size)
+            stored = size
     report["versions_deleted"] = delete_small_versions(store, client, project_id, limit=chunk)
     store.put("cleaned_version", version)
-    report.update(left_on_top=len(store.stale_task_ids()), seconds=round(time.monotonic() - t0, 3))
+    report.update(left_on_top=len(store.stale_task_ids()), seconds=round(clock() - t0, 3))
     return report
 
 

@@ -13,13 +13,10 @@ token is a JWT refresh token: it is exchanged at ``POST /api/token/refresh`` for
 access token sent as ``Authorization: Bearer <access>``, renewed shortly before it expires and
 whenever Label Studio answers 401.
 
-Retries (:func:`make_session`): connection errors on every method; 502/503/504 answers and read
-errors only on idempotent methods (a POST a gateway may have passed on is not sent twice: a
-second import would duplicate tasks or predictions).
+Tokens, the retrying session and the same-origin check for media are in :mod:`backend.ls_auth`.
 """
 from __future__ import annotations
 
-import base64
 import json
 import re
 import threading
@@ -30,14 +27,11 @@ from typing import Any, Collection, Iterator, NamedTuple, Sequence
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-__all__ = ["IDEMPOTENT", "LabelStudioClient", "LabelStudioError", "TaskCount", "changed_since_query",
-           "is_jwt", "jwt_expiry", "make_session", "parse_time", "same_origin"]
+from .ls_auth import is_jwt, jwt_expiry, make_session, same_origin
 
-#: methods that are retried after a read error or a 502/503/504 answer
-IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+__all__ = ["LabelStudioClient", "LabelStudioError", "TaskCount", "changed_since_query", "parse_time"]
+
 SUCCESS = (200, 201, 204)
 #: the value format of the Data Manager's Datetime filters
 DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -55,62 +49,6 @@ class LabelStudioError(RuntimeError):
     """Label Studio answered with an error, did not answer, or answered not as expected.
 
     The message is one line, readable without a traceback."""
-
-
-# -- tokens ------------------------------------------------------------------------------------
-def is_jwt(key: str) -> bool:
-    """True for a personal access token (a JWT: three base64url parts, a JSON header)."""
-    parts = key.split(".")
-    if len(parts) != 3:
-        return False
-    try:
-        header = json.loads(_b64url(parts[0]))
-    except (ValueError, UnicodeDecodeError):
-        return False
-    return isinstance(header, dict) and "alg" in header
-
-
-def jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT (epoch seconds), or None."""
-    try:
-        payload = json.loads(_b64url(token.split(".")[1]))
-        return float(payload["exp"])
-    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
-        return None
-
-
-def _b64url(part: str) -> str:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
-
-
-# -- transport -----------------------------------------------------------------------------------
-def make_session(*, retries: int = 3, read: int = 2, backoff: float = 0.2,
-                 pool: int = 16) -> requests.Session:
-    """A session that retries connection errors ``retries`` times on every method, and 502/503/504
-    answers (``retries`` times) and read errors (``read`` times) on :data:`IDEMPOTENT` methods."""
-    retry = Retry(total=retries, connect=retries, read=read, status=retries, backoff_factor=backoff,
-                  status_forcelist=(502, 503, 504), allowed_methods=IDEMPOTENT,
-                  raise_on_status=False)
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def same_origin(url: str, base: str) -> bool:
-    """True when ``url`` has the scheme, host and port of ``base``."""
-    a, b = urlsplit(url), urlsplit(base)
-    if a.scheme not in ("http", "https"):
-        return False
-    default = {"http": 80, "https": 443}
-    try:
-        port_a = a.port or default[a.scheme]
-        port_b = b.port or default.get(b.scheme)
-    except ValueError:
-        return False
-    return (a.scheme == b.scheme and (a.hostname or "").lower() == (b.hostname or "").lower()
-            and port_a == port_b and not a.username and not a.password)
 
 
 #: the least time a bulk write (import or deletion of predictions) is given, in seconds
@@ -345,20 +283,28 @@ class LabelStudioClient:
         return total if isinstance(total, int) else None
 
     def count_tasks(self, project: int) -> TaskCount:
-        """The project's ``task_number`` and Label Studio's clock (the answer's ``Date``)."""
-        resp = self.request("GET", f"/api/projects/{int(project)}")
-        count = (self._json(resp) or {}).get("task_number")
+        """The project's ``task_number`` and Label Studio's clock (the answer's ``Date``); a
+        project Label Studio does not show is an error."""
+        body, clock = self._read_project(project, missing_ok=False)
+        count = (body or {}).get("task_number")
+        return TaskCount(tasks=count if isinstance(count, int) else None, server_time=clock)
+
+    def get_project(self, project_id: int) -> dict | None:
+        """The project, or None when Label Studio has no such project (or hides it from this key)."""
+        return self._read_project(project_id, missing_ok=True)[0]
+
+    def _read_project(self, project: int, *, missing_ok: bool) -> tuple[Any, datetime | None]:
+        """``GET /api/projects/<id>``: the JSON answer and Label Studio's clock when it answered
+        (the ``Date`` header, to the second; None without one). With ``missing_ok`` a 403 or 404
+        gives ``(None, clock)``; without, it raises like any other refused status."""
+        resp = self.request("GET", f"/api/projects/{int(project)}",
+                            expect=(200, 403, 404) if missing_ok else SUCCESS)
+        body = None if resp.status_code in (403, 404) else self._json(resp)
         try:
             clock = parsedate_to_datetime(resp.headers.get("Date", ""))
         except (TypeError, ValueError):
             clock = None
-        return TaskCount(tasks=count if isinstance(count, int) else None,
-                         server_time=clock if clock is not None and clock.tzinfo else None)
-
-    def get_project(self, project_id: int) -> dict | None:
-        """The project, or None when Label Studio has no such project (or hides it from this key)."""
-        resp = self.request("GET", f"/api/projects/{int(project_id)}", expect=(200, 403, 404))
-        return None if resp.status_code != 200 else self._json(resp)
+        return body, clock if clock is not None and clock.tzinfo else None
 
     def get_task(self, task_id: int) -> dict | None:
         """The task, or None when it no longer exists."""

@@ -32,7 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 if __package__ in (None, ""):  # run as a file: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -95,26 +95,37 @@ def wait_training(backend_url: str, project: int, *, after: float, timeout: floa
     raise RuntimeError(f"no training finished within {timeout:.0f} s")
 
 
+class Cleanup(NamedTuple):
+    """What :func:`wait_cleanup` saw of the backend's pass removing older predictions."""
+
+    t: float | None  # the monotonic time the pass was seen done; None when not waited for
+    end: float  # the monotonic time the wait ended (``t``, or when it stopped waiting)
+    report: dict | None  # the pass's report (None when not seen done)
+    older_predictions_left: int  # older versions' predictions Label Studio still holds
+
+
 def wait_cleanup(ls: LabelStudioClient, backend_url: str, project: int, *, version: str,
-                 timeout: float, required: bool = True) -> dict:
+                 timeout: float, cleanup_wait: float | None) -> Cleanup:
     """Wait for the backend's pass removing older predictions after ``version`` (``last_cleanup``
-    of that version, not stopped); the monotonic time it was seen (None when not ``required``
-    and not done within ``timeout``: the benchmark goes on beside it), the pass's report and
-    how many older predictions Label Studio still holds."""
-    deadline = time.monotonic() + timeout
-    done: dict = {}
+    of that version, not stopped): up to ``cleanup_wait`` seconds, then the benchmark goes on
+    beside it (``t`` None); with ``cleanup_wait`` None up to ``timeout``, and not done by then
+    is an error."""
+    limit = timeout if cleanup_wait is None else cleanup_wait
+    deadline = time.monotonic() + limit
+    done: dict | None = {}
     while time.monotonic() < deadline:
         done = polled(lambda: backend_status(backend_url, project)).get("last_cleanup") or {}
         if done.get("model_version") == version and not done.get("stopped"):
             break
         time.sleep(1)
     else:
-        if required:
-            raise RuntimeError(f"the older predictions were not removed within {timeout:.0f} s")
+        if cleanup_wait is None:
+            raise RuntimeError(f"the older predictions were not removed within {limit:.0f} s")
         done = None
     counts = polled(lambda: ls.model_versions(project))
-    return {"t": time.monotonic() if done is not None else None, "report": done,
-            "older_predictions_left": sum(n or 0 for v, n in counts.items() if v != version)}
+    end = time.monotonic()
+    return Cleanup(t=end if done is not None else None, end=end, report=done,
+                   older_predictions_left=sum(n or 0 for v, n in counts.items() if v != version))
 
 
 def wait_all_on_version(ls: LabelStudioClient, project: int, *, total: int, not_version: str | None,
@@ -245,14 +256,13 @@ def press_and_wait(ls, stack: Stack, pid: int, ml_id: int, *, total: int, previo
            "job_seconds": job.get("duration"), "report": job.get("report"), "model_version": version,
            "window": (t0, t_all)}
     if previous is not None:  # the older version's predictions go in the background: until done
-        clean = wait_cleanup(ls, stack.backend.url, pid, version=version, required=cleanup_wait is None,
-                             timeout=timeout if cleanup_wait is None else cleanup_wait)
-        end = clean["t"] or time.monotonic()
-        out.update(start_to_older_predictions_removed_seconds=rounded(clean["t"] and clean["t"] - t0, 1),
-                   cleanup=clean["report"], older_predictions_left=clean["older_predictions_left"],
-                   window=(t0, end))
-        if clean["t"] is None:
-            out["cleanup_still_running_after_seconds"] = rounded(end - t0, 1)
+        clean = wait_cleanup(ls, stack.backend.url, pid, version=version, timeout=timeout,
+                             cleanup_wait=cleanup_wait)
+        out.update(start_to_older_predictions_removed_seconds=rounded(clean.t and clean.t - t0, 1),
+                   cleanup=clean.report, older_predictions_left=clean.older_predictions_left,
+                   window=(t0, clean.end))
+        if clean.t is None:
+            out["cleanup_still_running_after_seconds"] = rounded(clean.end - t0, 1)
     return out
 
 
@@ -322,12 +332,11 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
     confirmed = bool(checked) and all(on_version(t, version) for t in checked)
     version, t_all = wait_all_on_version(ls, pid, total=total, not_version=previous, timeout=timeout)
     left_at_verdicts = polled(lambda: ls.model_versions(pid))
-    clean = wait_cleanup(ls, stack.backend.url, pid, version=version, required=cleanup_wait is None,
-                         timeout=timeout if cleanup_wait is None else cleanup_wait)
-    end = clean["t"] or time.monotonic()
-    return {"last_save_to_older_predictions_removed_seconds": rounded(clean["t"] and clean["t"] - t_last, 1),
+    clean = wait_cleanup(ls, stack.backend.url, pid, version=version, timeout=timeout,
+                         cleanup_wait=cleanup_wait)
+    return {"last_save_to_older_predictions_removed_seconds": rounded(clean.t and clean.t - t_last, 1),
             "predictions_by_version_when_all_on_new": left_at_verdicts,
-            "cleanup": clean["report"], "older_predictions_left": clean["older_predictions_left"],
+            "cleanup": clean.report, "older_predictions_left": clean.older_predictions_left,
             "reviews": len(targets), "corrections": sum(1 for (aid, res), t in zip(targets, top)
                                                          if res != t["annotations"][0]["result"]),
             "saves": summarize(saves), "last_save_to_version_switch_seconds": rounded(switched and switched - t_last, 1),
@@ -335,7 +344,7 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
             "stale_in_first_100_while_polling": stale_first_page,
             "top_confirmed_with_fields_all": confirmed,
             "last_save_to_all_on_new_version_seconds": rounded(t_all - t_last, 1), "model_version": version,
-            "window": (saves[0].t if saves else t_last, end)}
+            "window": (saves[0].t if saves else t_last, clean.end)}
 
 
 def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -> dict:

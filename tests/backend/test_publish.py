@@ -3,7 +3,7 @@ with nothing deleted on the way; the cleanup then removes the older predictions 
 from the bottom of the sort, gives way to other work, resumes, and leaves one prediction per task."""
 from __future__ import annotations
 
-from backend.cleanup import clean_old_predictions, cleanup_due, step_size
+from backend.cleanup import STEP_KEY, clean_old_predictions, cleanup_due, step_size
 from backend.labels import parse_label_config
 from backend.ls_client import LabelStudioClient
 from backend.publish import publish_all, sort_order
@@ -154,7 +154,8 @@ def test_cleanup_steps_shrink_when_label_studio_is_slow_and_the_next_pass_keeps_
     """A step of 8 tasks that takes 8 s (1 s per task, on a clock the test drives) is followed by
     steps of 2 tasks (a 2 s target); the size is kept for the next pass, whose first step would
     otherwise take the whole chunk again (at 60,000 tasks on PostgreSQL: 12 s that a verdict
-    batch waits for)."""
+    batch waits for). The size is written to the store when it changes, not after every step,
+    and the reports' seconds are read from the same clock."""
     spec, store, client = _setup(tmp_path, fake_ls, h)
     publish_all(store, client, 1, spec=spec, method="m", kind="train", batch=50, top_first=5)
     store.replace_tasks(_rows(20, shift=0.37))
@@ -168,12 +169,21 @@ def test_cleanup_steps_shrink_when_label_studio_is_slow_and_the_next_pass_keeps_
         now[0] += 1.0 * len(ids)
         return dm_action(request)
     fake_ls._dm_action = slow
+    written, put = [], store.put
+
+    def counted_put(key, value):
+        if key == STEP_KEY:
+            written.append(value)
+        put(key, value)
+    store.put = counted_put
     first = clean_old_predictions(store, client, 1, spec=spec, top_first=5, chunk=8, smallest=2,
                                   step_seconds=2.0, clock=lambda: now[0],
                                   should_stop=lambda: len(sizes) >= 3)
     assert sizes == [8, 2, 2] and first["stopped"] and first["tasks_cleaned"] == 12
+    assert first["seconds"] == 12.0 and written == [2]
     rest = clean_old_predictions(store, client, 1, spec=spec, top_first=5, chunk=8, smallest=2,
                                  step_seconds=2.0, clock=lambda: now[0])
     assert sizes == [8, 2, 2, 2, 1] and rest["tasks_cleaned"] == 3 and not rest["stopped"]
+    assert rest["seconds"] == 3.0 and written == [2] and store.get(STEP_KEY) == 2
     assert fake_ls.current_scores(1) == {r.task_id: r.score for r in store.scored_tasks()}
     assert step_size(0.5, 100) == 100 and step_size(12.0, 100) == 16 and step_size(60.0, 100) == 10

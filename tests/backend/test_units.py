@@ -6,7 +6,8 @@ import responses as r
 
 from backend.config import Config
 from backend.labels import parse_label_config
-from backend.ls_client import LabelStudioClient, LabelStudioError, is_jwt, same_origin
+from backend.ls_auth import is_jwt, same_origin
+from backend.ls_client import LabelStudioClient, LabelStudioError
 from backend.model import parse_project_id
 from backend.store import Store
 from backend.tasks import Verdict

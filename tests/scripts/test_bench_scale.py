@@ -1,5 +1,7 @@
-"""The scale benchmark's helpers: probe summaries, the reviews it makes, its table."""
+"""The scale benchmark's helpers: probe summaries, the reviews it makes, its wait for the cleanup, its table."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 
@@ -85,3 +87,41 @@ def test_a_failure_or_a_stop_late_in_the_run_keeps_what_was_measured(tmp_path, m
     written = json.loads(path.read_text())
     assert written["first_training"] == {"start_to_all_scored_seconds": 246.9}
     assert message in written["error"] and message in capsys.readouterr().err
+
+
+class _DrivenCleanup:
+    """The backend's ``/status`` and Label Studio's model versions for :func:`wait_cleanup`, on a
+    clock that only ``sleep`` moves: ``passes`` are the successive ``last_cleanup`` reports (the
+    last one stays)."""
+
+    def __init__(self, monkeypatch, passes):
+        self.now, self.passes = 100.0, list(passes)
+        monkeypatch.setattr(bench_scale, "time", SimpleNamespace(
+            monotonic=lambda: self.now, sleep=self.sleep, strftime=lambda fmt: "00:00:00"))
+        monkeypatch.setattr(bench_scale, "backend_status", self.status)
+
+    def status(self, backend_url, project):
+        return {"last_cleanup": self.passes.pop(0) if len(self.passes) > 1 else self.passes[0]}
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    @staticmethod
+    def model_versions(project):
+        return {"v2": 50, "v1": 3, "v0": None}
+
+
+def test_wait_cleanup_returns_the_pass_it_waited_for_and_when_the_wait_ended(monkeypatch):
+    done = {"model_version": "v2", "stopped": False, "tasks_cleaned": 40}
+    ls = _DrivenCleanup(monkeypatch, [{"model_version": "v1"}, {"model_version": "v2", "stopped": True}, done])
+    clean = bench_scale.wait_cleanup(ls, "http://backend", 1, version="v2", timeout=60, cleanup_wait=None)
+    assert clean == bench_scale.Cleanup(t=102.0, end=102.0, report=done, older_predictions_left=3)
+
+
+def test_wait_cleanup_goes_on_beside_a_pass_longer_than_cleanup_wait_and_fails_without_one(monkeypatch):
+    ls = _DrivenCleanup(monkeypatch, [{"model_version": "v2", "stopped": True}])
+    clean = bench_scale.wait_cleanup(ls, "http://backend", 1, version="v2", timeout=60, cleanup_wait=2.5)
+    assert clean == bench_scale.Cleanup(t=None, end=103.0, report=None, older_predictions_left=3)
+    with pytest.raises(RuntimeError, match="not removed within 60 s"):
+        bench_scale.wait_cleanup(ls, "http://backend", 1, version="v2", timeout=60, cleanup_wait=None)
+    assert ls.now == 103.0 + 60

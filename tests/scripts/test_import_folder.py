@@ -9,7 +9,8 @@ import responses
 from PIL import Image
 
 from backend.labels import label_config, parse_label_config
-from backend.ls_client import LabelStudioClient, LabelStudioError, is_jwt
+from backend.ls_auth import is_jwt
+from backend.ls_client import LabelStudioClient, LabelStudioError
 from scripts import import_folder as imp
 from scripts import ls_import, ls_project
 from scripts.fake_label_studio import TOKEN, FakeLabelStudio
