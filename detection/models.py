@@ -59,12 +59,18 @@ class SmallResNet(nn.Module):
 
 
 def build_model(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
-    """The default model for an input shape ``(C, H, W)``: SmallCNN for gray, SmallResNet for color."""
+    """The default model for an input shape ``(C, H, W)``: SmallCNN for gray, SmallResNet for color,
+    with its weights in channels-last memory layout."""
     channels = int(input_shape[0])
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
     if channels == 1:
-        return SmallCNN(num_classes, in_channels=1)
-    if channels == 3:
-        return SmallResNet(num_classes, in_channels=3)
-    raise ValueError(f"input must have 1 or 3 channels, got shape {tuple(input_shape)}")
+        model = SmallCNN(num_classes, in_channels=1)
+    elif channels == 3:
+        model = SmallResNet(num_classes, in_channels=3)
+    else:
+        raise ValueError(f"input must have 1 or 3 channels, got shape {tuple(input_shape)}")
+    # Convolution weights in channels-last layout: the CPU kernels then run every layer in that
+    # layout (inputs may stay (N, C, H, W)); same results to float rounding, and on 2 cores the
+    # SmallCNN trains about 2x and predicts about 3x faster (max pooling in NCHW dominated).
+    return model.to(memory_format=torch.channels_last)

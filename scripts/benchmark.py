@@ -86,11 +86,12 @@ def _row(scores: np.ndarray, is_fault: np.ndarray, seconds: float, unit: float) 
     return {**{m: rep[m] for m in METRICS}, "seconds": seconds, "cost_x_reference": seconds / unit}
 
 
-def run_scenario(scenario: Scenario, *, epochs: int = 8, review: bool = True) -> dict:
-    """Every method on one scenario; returns its JSON-ready result."""
+def run_scenario(scenario: Scenario, *, epochs: int = 8, review: bool = True, dump: Path | None = None) -> dict:
+    """Every method on one scenario; returns its JSON-ready result. ``dump`` (a folder): also
+    write the scenario's signals there (:func:`dump_signals`), to compare rankings offline."""
     images, planted = realize(scenario)
     x, y, k, is_fault = images.x, images.y, images.num_classes, planted.is_fault
-    peers = reference_peers(x, y, num_classes=k, seed=scenario.seed)
+    peers = reference_peers(x, y, num_classes=k, seed=scenario.seed, channels_last=True)
     unit = peers.reference_seconds
     rows = {name: _row(peers.scores[name], is_fault, peers.seconds[name], unit) for name in PEERS}
     base = train_model(x, y, num_classes=k, epochs=epochs, seed=scenario.seed)
@@ -103,6 +104,11 @@ def run_scenario(scenario: Scenario, *, epochs: int = 8, review: bool = True) ->
     dfaulo_seconds = base.seconds + time.perf_counter() - t0
     rows["dfaulo"] = _row(ranker.scores, is_fault, dfaulo_seconds, unit)
     rows["dfaulo-vote"] = _row(vote_alone(ranker), is_fault, dfaulo_seconds, unit)
+    rows["dfaulo"]["stages"] = {"train": base.seconds, **ranker.timings.get("dfaulo_stages", {})}
+    rows["dfaulo"]["cost_x_reference_channels_last"] = dfaulo_seconds / peers.channels_last_seconds
+    if dump is not None:
+        dump_signals(dump / f"{scenario.draw}-{scenario.index}.npz", ranker=ranker, base=base, peers=peers.scores,
+                     is_fault=is_fault)
     if review:
         t0 = time.perf_counter()
         eff = review_loop(ranker, is_fault)
@@ -116,6 +122,18 @@ def run_scenario(scenario: Scenario, *, epochs: int = 8, review: bool = True) ->
             "gap_to_best_peer": rows["dfaulo"]["ap"] - rows[best]["ap"],
             "gap_to_ref_loss": rows["dfaulo"]["ap"] - rows["ref-loss"]["ap"], "methods": rows,
             "mixture": ranker.models.mixture.summary() if ranker.models.mixture is not None else None}
+
+
+def dump_signals(path: Path, *, ranker: SuspicionRanker, base, peers: dict, is_fault: np.ndarray) -> None:
+    """One scenario's signals in one ``.npz``: DFauLo's ``features`` (N, F) and ``scores`` (N,),
+    the vote alone, the labels, what training saw of each item (``visit_loss``, ``visit_margin``,
+    (N, epochs)), every reference peer's scores (``peer_<name>``) and the ground truth
+    ``is_fault`` (N,)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, features=ranker.features, scores=ranker.scores, vote=vote_alone(ranker),
+                        labels=ranker.labels, visit_loss=base.visit_loss, visit_margin=base.visit_margin,
+                        is_fault=is_fault, num_classes=ranker.num_classes, checkpoints=len(ranker.models.ckpt_lrs),
+                        **{f"peer_{k}": v for k, v in peers.items()})
 
 
 def vote_alone(ranker: SuspicionRanker) -> np.ndarray:
@@ -141,7 +159,20 @@ def summarize(results: list[dict]) -> dict:
             "mean_ap": {m: float(np.mean([r["methods"][m]["ap"] for r in results if m in r["methods"]]))
                         for m in methods},
             "mean_dfaulo_cost_x_reference": float(np.mean([r["methods"]["dfaulo"]["cost_x_reference"]
-                                                           for r in results]))}
+                                                           for r in results])),
+            "max_dfaulo_cost_x_reference": float(max(r["methods"]["dfaulo"]["cost_x_reference"] for r in results)),
+            **_channels_last_cost(results)}
+
+
+def _channels_last_cost(results: list[dict]) -> dict:
+    """Mean and largest DFauLo cost against the reference trained with channels-last weights, where
+    the results measured it (runs before 2026-12-03 did not)."""
+    costs = [r["methods"]["dfaulo"]["cost_x_reference_channels_last"] for r in results
+             if "cost_x_reference_channels_last" in r["methods"]["dfaulo"]]
+    if not costs:
+        return {}
+    return {"mean_dfaulo_cost_x_reference_channels_last": float(np.mean(costs)),
+            "max_dfaulo_cost_x_reference_channels_last": float(max(costs))}
 
 
 def markdown(doc: dict) -> str:
@@ -167,7 +198,12 @@ def markdown(doc: dict) -> str:
                   f"({s['worst_scenario']}); mean {s['mean_gap_to_best_peer']:+.3f}; DFauLo within 0.01 of "
                   f"the best peer in {s['within_0.01_of_best_peer']} of {s['scenarios']}; worst DFauLo AP - "
                   f"reference loss AP: {s['worst_gap_to_ref_loss']:+.3f}; mean DFauLo cost "
-                  f"{s['mean_dfaulo_cost_x_reference']:.2f}x the reference training.",
+                  f"{s['mean_dfaulo_cost_x_reference']:.2f}x the reference training"
+                  + (f" (largest {s['max_dfaulo_cost_x_reference']:.2f}x)" if "max_dfaulo_cost_x_reference" in s else "")
+                  + (f"; against the reference trained with channels-last weights "
+                     f"{s['mean_dfaulo_cost_x_reference_channels_last']:.2f}x (largest "
+                     f"{s['max_dfaulo_cost_x_reference_channels_last']:.2f}x)"
+                     if "mean_dfaulo_cost_x_reference_channels_last" in s else "") + ".",
               "", "Mean AP: " + ", ".join(f"{k} {v:.3f}" for k, v in s["mean_ap"].items()) + "."]
     return "\n".join(lines)
 
@@ -264,6 +300,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--frozen", action="store_true", help="the code is frozen: required for the test draw")
     p.add_argument("--no-review", action="store_true", help="skip the simulated review loop")
+    p.add_argument("--dump", type=Path, default=None,
+                   help="also write each scenario's signals to DIR/<draw>-<index>.npz (to compare rankings offline)")
     p.add_argument("--out", type=Path, default=REPO / "benchmark")
     p.add_argument("--markdown", action="store_true", help="instead: print the draw's written results as Markdown")
     p.add_argument("--shard", default=None, help="K/N: only every N-th scenario from the K-th (run N side by side)")
@@ -326,7 +364,7 @@ def main(argv=None) -> int:
            "command": " ".join(["python", "scripts/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
            "shard": args.shard, "complete": False, "results": []}
     for s in scenarios:
-        doc["results"].append(run_scenario(s, epochs=args.epochs, review=not args.no_review))
+        doc["results"].append(run_scenario(s, epochs=args.epochs, review=not args.no_review, dump=args.dump))
         r = doc["results"][-1]
         print(f"{s.name}: DFauLo AP {r['methods']['dfaulo']['ap']:.3f}, best peer {r['best_peer']} "
               f"{r['methods'][r['best_peer']]['ap']:.3f}", file=sys.stderr, flush=True)

@@ -84,8 +84,11 @@ def _margins(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
 
 
 def train_reference(x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int = 0,
-                    recipe: Recipe = RECIPE, tracin: bool = True) -> ReferenceRun:
-    """Train the reference CNN on ``x`` (N, C, S, S) float32 and ``y`` (N,) with ``recipe``."""
+                    recipe: Recipe = RECIPE, tracin: bool = True, channels_last: bool = False) -> ReferenceRun:
+    """Train the reference CNN on ``x`` (N, C, S, S) float32 and ``y`` (N,) with ``recipe``.
+    ``channels_last``: its weights in channels-last memory layout, as the project's own models
+    have them (the same recipe and results to float rounding; faster on CPUs); the peers use the
+    plain layout, a user's default."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
     if x.ndim != 4 or y.shape != (len(x),) or len(x) == 0:
@@ -93,6 +96,8 @@ def train_reference(x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = ReferenceCNN(num_classes, in_channels=x.shape[1], size=x.shape[2])
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     margins = np.zeros((len(x), recipe.epochs), dtype=np.float32)
@@ -124,11 +129,14 @@ def train_reference(x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int
 @dataclass
 class PeerScores:
     """scores: peer name -> (N,) suspiciousness; seconds: peer name -> wall time including the
-    reference training it needs; reference_seconds: one reference training (the cost unit)."""
+    reference training it needs; reference_seconds: one reference training (the cost unit);
+    channels_last_seconds: the same training with channels-last weights (a second cost unit,
+    0 when not measured)."""
 
     scores: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     reference_seconds: float = 0.0
+    channels_last_seconds: float = 0.0
 
 
 def out_of_fold_probs(x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int = 0,
@@ -148,15 +156,19 @@ def out_of_fold_probs(x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: i
 
 
 def reference_peers(x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int = 0,
-                    recipe: Recipe = RECIPE, cleanlab: bool = True) -> PeerScores:
+                    recipe: Recipe = RECIPE, cleanlab: bool = True, channels_last: bool = False) -> PeerScores:
     """Every peer of ``PEERS`` on ``x`` (N, C, S, S), ``y`` (N,); "ref-cleanlab" only when
-    ``cleanlab`` (it costs ``recipe.folds`` more trainings)."""
+    ``cleanlab`` (it costs ``recipe.folds`` more trainings); with ``channels_last``, one more
+    reference training, with channels-last weights, timed only (``channels_last_seconds``)."""
     from cleanlab.outlier import OutOfDistribution
     from cleanlab.rank import get_label_quality_scores
 
     y = np.asarray(y, dtype=np.int64)
     run = train_reference(x, y, num_classes=num_classes, seed=seed, recipe=recipe)
     out = PeerScores(reference_seconds=run.seconds)
+    if channels_last:
+        out.channels_last_seconds = train_reference(x, y, num_classes=num_classes, seed=seed, recipe=recipe,
+                                                    tracin=False, channels_last=True).seconds
     t0 = time.perf_counter()
     logits, feats = predict(run.model, x)
     forward = time.perf_counter() - t0

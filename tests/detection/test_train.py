@@ -60,3 +60,27 @@ def test_training_records_each_items_margin_at_every_visit():
     assert r.visit_margin.shape == (400, 3) and np.isfinite(r.visit_margin).all()
     from detection.metrics import ranking_report
     assert ranking_report(-r.visit_margin.mean(1), fault)["auroc"] > 0.8
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_models_keep_channels_last_weights_and_predict_as_the_plain_layout_does(shape):
+    """``build_model`` puts convolution weights in channels-last layout (faster CPU kernels); a
+    copy in the plain layout with the same weights gives the same outputs to float rounding, and
+    a state loaded into a fresh model keeps the fast layout."""
+    import torch
+
+    torch.manual_seed(0)
+    model = build_model(shape, 10).eval()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    plain = build_model(shape, 10)
+    plain.load_state_dict(model.state_dict())
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last)
+               for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    plain = plain.to(memory_format=torch.contiguous_format).eval()
+    assert not all(m.weight.is_contiguous(memory_format=torch.channels_last)
+                   for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    x = np.random.default_rng(0).random((64, *shape), dtype=np.float32)
+    (a_logits, a_feats), (b_logits, b_feats) = predict(model, x), predict(plain, x)
+    np.testing.assert_allclose(a_logits, b_logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a_feats, b_feats, rtol=1e-4, atol=1e-5)

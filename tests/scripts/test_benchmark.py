@@ -156,6 +156,20 @@ def test_summary_reports_the_worst_gap_to_the_best_peer():
            "summary": s, "results": results}
     text = markdown(doc)
     assert "**0.750**" in text and "-0.150" in text and "Worst case of DFauLo AP - best peer AP: **-0.150**" in text
+    assert s["max_dfaulo_cost_x_reference"] == 3.0 and "channels-last" not in text   # not measured in these
+
+
+def test_summary_reports_the_cost_against_the_channels_last_reference_where_measured():
+    peers = {name: 0.5 for name in PEERS + ("own-loss", "own-tracin")}
+    results = [fake_result(0, 0.9, peers), fake_result(1, 0.8, peers)]
+    for r, cost in zip(results, (2.5, 3.5)):
+        r["methods"]["dfaulo"]["cost_x_reference_channels_last"] = cost
+    s = summarize(results)
+    assert s["mean_dfaulo_cost_x_reference_channels_last"] == 3.0
+    assert s["max_dfaulo_cost_x_reference_channels_last"] == 3.5
+    doc = {"draw": "dev", "commit": "abc", "threads": 1, "machine": {"date": "2025-01-01", "cpus": 2},
+           "summary": s, "results": results}
+    assert "channels-last weights 3.00x (largest 3.50x)" in markdown(doc)
 
 
 def test_the_test_draw_needs_the_frozen_flag(tmp_path, capsys):
