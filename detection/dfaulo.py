@@ -81,6 +81,10 @@ class DFauLoModels:
     #: evidence's percentiles (initial ranker "evidence"). None: the vote alone (rankers saved before)
     mixture: object | None = None
     vote_sorted: np.ndarray | None = None
+    #: (C,) the share of each class among the training labels (``label_prior``); the margin and
+    #: the ensemble loss are computed on probabilities divided by it (``balanced``). None: on the
+    #: model's probabilities as they are (rankers saved before)
+    label_prior: np.ndarray | None = None
 
     def model(self, state: dict) -> nn.Module:
         m = build_model(self.input_shape, self.num_classes)
@@ -118,6 +122,28 @@ def compute_outputs(models: DFauLoModels, x: np.ndarray, *,
         ensemble_probs=ensemble.astype(np.float32))
 
 
+def label_prior(labels: np.ndarray, *, num_classes: int) -> np.ndarray:
+    """``(C,)``: each class's share of ``labels`` (N,), with one pseudo-count per class so that a
+    class without items gets a small share, not 0."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    return (counts + 1.0) / (counts.sum() + num_classes)
+
+
+def balanced(probs: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
+    """``(N, C)``: ``probs`` divided by the label ``prior`` (C,) and renormalized; ``probs`` as
+    they are when ``prior`` is None.
+
+    A classifier's probability of class c is its evidence for c times c's share of the training
+    labels. Faults that flow into one class (many-to-one) inflate that share, so the model leans
+    to that class for every item, and its own wrong labels look plausible. Divided by the share,
+    what is left compares the classes on the item's evidence alone (the label-prior correction
+    of logit adjustment, Menon et al. 2021). With balanced labels it changes nothing."""
+    if prior is None:
+        return probs
+    adjusted = np.asarray(probs, dtype=np.float64) / prior[None, :]
+    return adjusted / adjusted.sum(1, keepdims=True)
+
+
 def _ce(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0))
 
@@ -140,7 +166,8 @@ def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) 
     "in this view" flags, four losses (original + mutants). Added: the loss at each of the E
     checkpoints, log TracIn self-influence, the continuous outlier and activation scores for the
     label, the outlier score against the nearest class, the label's margin, and the loss of the
-    ensemble prediction (``ModelOutputs.ensemble_probs``).
+    ensemble prediction (``ModelOutputs.ensemble_probs``); these two on probabilities corrected
+    for the label prior (``balanced`` with ``models.label_prior``).
     """
     labels = np.asarray(labels, dtype=np.int64)
     n, c = out.probs.shape
@@ -153,11 +180,14 @@ def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) 
     thr = models.thresholds
     flags = np.stack([outl > thr[0, labels], act > thr[1, labels], loss0 > thr[2, labels]], 1)
     ckpt_losses = np.stack([_ce(p, labels) for p in out.ckpt_probs], 1)
-    others = out.probs.copy()
+    prior = getattr(models, "label_prior", None)
+    others = balanced(out.probs, prior).copy()
+    own = others[rows, labels].copy()
     others[rows, labels] = -1
-    margin = out.probs[rows, labels] - others.max(1)
+    margin = own - others.max(1)
     extras = np.stack([np.log1p(tracin_from_outputs(out, labels, models.ckpt_lrs)), np.log(outl + 1e-6), act,
-                       np.log(out.outlier.min(1) + 1e-6), margin, _ce(out.ensemble_probs, labels)], 1)
+                       np.log(out.outlier.min(1) + 1e-6), margin,
+                       _ce(balanced(out.ensemble_probs, prior), labels)], 1)
     return np.concatenate([
         out.probs, onehot, out.mutant_probs.transpose(1, 0, 2).reshape(n, -1), flags.astype(np.float32),
         np.stack([loss0, *mutant_losses], 1), ckpt_losses, extras], 1).astype(np.float32)
@@ -228,7 +258,8 @@ def fit_dfaulo(x: np.ndarray, y: np.ndarray, *, num_classes: int, model: nn.Modu
         base_state=copy.deepcopy(model.state_dict()), mutant_states=mutant_states,
         ckpt_states=[c.state for c in checkpoints],
         ckpt_lrs=np.array([c.lr for c in checkpoints]), outlier_view=outlier_view,
-        activation_view=activation_view, thresholds=thresholds, gates=gates)
+        activation_view=activation_view, thresholds=thresholds, gates=gates,
+        label_prior=label_prior(y, num_classes=num_classes))
     outputs = compute_outputs(models, x, base_out=(logits, feats))
     tick("outputs")
     if bar is not None:

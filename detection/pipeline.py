@@ -250,7 +250,8 @@ class SuspicionRanker:
                 "verdicts": self.verdicts, "timings": self.timings, "input_shape": m.input_shape,
                 "num_classes": m.num_classes, "ckpt_lrs": m.ckpt_lrs, "outlier_view": m.outlier_view,
                 "activation_view": m.activation_view, "thresholds": m.thresholds, "gates": m.gates,
-                "vote_core": m.vote_core, "mixture": m.mixture, "vote_sorted": m.vote_sorted}
+                "vote_core": m.vote_core, "mixture": m.mixture, "vote_sorted": m.vote_sorted,
+                "label_prior": m.label_prior}
         joblib.dump(rest, d / "ranker.joblib.tmp")
         os.replace(d / "weights.pt.tmp", d / "weights.pt")
         os.replace(d / "ranker.joblib.tmp", d / "ranker.joblib")
@@ -273,7 +274,7 @@ class SuspicionRanker:
             ckpt_lrs=rest["ckpt_lrs"], outlier_view=rest["outlier_view"],
             activation_view=rest["activation_view"], thresholds=rest["thresholds"], gates=rest["gates"],
             vote_core=tuple(rest.get("vote_core", ("ensemble_loss",))), mixture=rest.get("mixture"),
-            vote_sorted=rest.get("vote_sorted"))
+            vote_sorted=rest.get("vote_sorted"), label_prior=rest.get("label_prior"))
         ranker = cls(method=rest["method"], models=models, labels=rest["labels"], predicted=rest["predicted"],
                      features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"],
                      reference=rest["reference"])

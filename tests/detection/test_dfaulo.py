@@ -169,3 +169,69 @@ def test_fit_rejects_an_unknown_initial_ranker(digits_small, trained):
     x, y, _ = digits_small
     with pytest.raises(ValueError, match="unknown initial ranker"):
         SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="consensus")
+
+
+def test_label_prior_has_a_share_for_every_class_and_balanced_undoes_it():
+    from detection.dfaulo import balanced, label_prior
+    prior = label_prior(np.array([0, 0, 0, 1]), num_classes=3)
+    assert np.allclose(prior, [4 / 7, 2 / 7, 1 / 7]) and prior.min() > 0
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    assert np.array_equal(balanced(probs, None), probs)
+    assert np.allclose(balanced(probs, np.full(3, 1 / 3)), probs)           # balanced labels: unchanged
+    out = balanced(probs, prior)
+    assert np.allclose(out.sum(1), 1) and np.allclose(out[0], [0.6 / 4, 0.3 / 2, 0.1] / np.sum([0.15, 0.15, 0.1]))
+
+
+def test_the_margin_compares_classes_without_the_label_prior_so_many_to_one_faults_stand_out():
+    """Class 0 receives a third of class 1's and class 2's items (many-to-one): the model's
+    probabilities lean to class 0 by its inflated share of the labels, so the faults' own label
+    looks plausible (raw margin about 0). Divided by the prior, their true class wins clearly."""
+    from detection.dfaulo import DFauLoModels, ModelOutputs, balanced, build_features, label_prior, margin_column
+    rng = np.random.default_rng(0)
+    c = 3
+    true = np.repeat(np.arange(c), 300)
+    labels = true.copy()
+    fault = (true > 0) & (rng.random(len(true)) < 1 / 3)
+    labels[fault] = 0
+    prior = label_prior(labels, num_classes=c)
+    evidence = np.full((len(true), c), 0.2) + 0.6 * np.eye(c)[true] + 0.1 * rng.random((len(true), c))
+    hard = rng.random(len(true)) < 0.15                                       # clean items the model finds hard
+    evidence[hard] = 1 / 3 + 0.05 * rng.random((hard.sum(), c))
+    probs = evidence * prior[None, :]                                         # what a classifier reports
+    probs /= probs.sum(1, keepdims=True)
+    rows = np.arange(len(labels))
+
+    def margin(p):
+        others = p.copy()
+        others[rows, labels] = -1
+        return p[rows, labels] - others.max(1)
+
+    raw_ap = ranking_report(-margin(probs), fault)["ap"]
+    fair_ap = ranking_report(-margin(balanced(probs, prior)), fault)["ap"]
+    assert fair_ap > raw_ap + 0.2 and fair_ap > 0.9, (raw_ap, fair_ap)
+    # build_features puts the corrected margin in its margin column
+    e, n = 2, len(labels)
+    out = ModelOutputs(probs=probs.astype(np.float32), mutant_probs=np.stack([probs] * 3).astype(np.float32),
+                       ckpt_probs=np.stack([probs] * e).astype(np.float32), ckpt_hnorm2=np.ones((e, n), np.float32),
+                       outlier=np.ones((n, c)), activation=np.zeros((n, c)), ensemble_probs=probs.astype(np.float32))
+    models = DFauLoModels(input_shape=(1, 8, 8), num_classes=c, base_state={}, mutant_states=[], ckpt_states=[],
+                          ckpt_lrs=np.ones(e), outlier_view=None, activation_view=None,
+                          thresholds=np.zeros((3, c)), gates=np.zeros((2, c)), label_prior=prior)
+    features = build_features(out, labels, models)
+    assert np.allclose(features[:, margin_column(c, e)], margin(balanced(probs, prior)), atol=1e-5)
+
+
+def test_a_fitted_ranker_keeps_its_label_prior_and_one_saved_before_it_loads_without(tmp_path, digits_small,
+                                                                                     trained):
+    import joblib
+
+    from detection.dfaulo import label_prior
+    x, y, _ = digits_small
+    r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
+    assert np.allclose(r.models.label_prior, label_prior(y, num_classes=10))
+    r.save(tmp_path / "r")
+    assert np.array_equal(SuspicionRanker.load(tmp_path / "r").models.label_prior, r.models.label_prior)
+    rest = joblib.load(tmp_path / "r" / "ranker.joblib")
+    del rest["label_prior"]                               # what rankers saved before it hold
+    joblib.dump(rest, tmp_path / "r" / "ranker.joblib")
+    assert SuspicionRanker.load(tmp_path / "r").models.label_prior is None
