@@ -5,9 +5,11 @@ activation scores, margin) and, as the last column, the *views vote*: the mean p
 the item's output-level (loss) and hidden-level (activation) view scores.
 
 Before any verdict, two kinds of initial ranker are available:
-- "vote" (default) and "loss-vote" (``dfaulo.VOTE_CORES``: the vote on the ensemble loss and the
-  margin, or on the ensemble loss alone): the vote itself. The ranker's prior training set is the vote's own top
-  ``top`` fraction (pseudo-faults) against a sample of its lower 60% (pseudo-clean).
+- "evidence" (default: the last input column is then the mean of the vote's and the mixture
+  evidence's percentiles, ``dfaulo.ranker_inputs``), "vote" and "loss-vote" (``dfaulo.VOTE_CORES``:
+  the vote on the ensemble loss and the margin, or on the ensemble loss alone): that last column
+  itself. The ranker's prior training set is its own top ``top`` fraction (pseudo-faults) against
+  a sample of its lower 60% (pseudo-clean).
 - "synthetic" (the paper's): a logistic regression of synthetic faults (label 1) against a random
   sample of real items (label 0); that set is also the prior training set.
 Once reviewers' verdicts hold at least ``min_each`` (10) faults and clean items, the regression is refit
