@@ -180,9 +180,9 @@ def build_features(out: ModelOutputs, labels: np.ndarray, models: DFauLoModels) 
     thr = models.thresholds
     flags = np.stack([outl > thr[0, labels], act > thr[1, labels], loss0 > thr[2, labels]], 1)
     ckpt_losses = np.stack([_ce(p, labels) for p in out.ckpt_probs], 1)
-    prior = getattr(models, "label_prior", None)
+    prior = models.label_prior
     others = balanced(out.probs, prior).copy()
-    own = others[rows, labels].copy()
+    own = others[rows, labels]
     others[rows, labels] = -1
     margin = own - others.max(1)
     extras = np.stack([np.log1p(tracin_from_outputs(out, labels, models.ckpt_lrs)), np.log(outl + 1e-6), act,

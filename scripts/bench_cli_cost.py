@@ -1,9 +1,9 @@
 """The whole DFauLo pipeline as a user runs it, against the reference training on the same data.
 
-    python scripts/bench_cli_cost.py [--source mnist --limit 5000] [--source fashion --limit 10000]
+    python scripts/bench_cli_cost.py [--sources mnist:5000 fashion:10000] [--threads N]
 
 For each source: writes a labeled folder with 10% symmetric label faults
-(``make_noisy_dataset.py``), times ``python -m detection rank DIR --method dfaulo`` from process
+(``make_noisy_dataset.write_noisy_dataset``), times ``python -m detection rank DIR --method dfaulo`` from process
 start to exit (importing torch, reading the images, training, DFauLo, writing the CSV), then
 trains the benchmark's reference CNN (``reference_peers.RECIPE``) on the same images and labels,
 once with its weights in the plain layout (the cost unit of ``scripts/benchmark.py``) and once
@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from make_noisy_dataset import write_noisy_dataset  # noqa: E402
 from reference_peers import RECIPE, train_reference  # noqa: E402
 
 from detection.data import load_folder  # noqa: E402
@@ -39,9 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 def measure(source: str, limit: int, *, seed: int, work: Path, threads: int) -> dict:
     """One source: the CLI's wall time, the reference trainings' seconds, DFauLo's AP."""
     folder = work / f"{source}-{limit}"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_noisy_dataset.py"), "--source", source,
-                    "--limit", str(limit), "--noise", "0.1", "--kind", "symmetric", "--seed", str(seed),
-                    "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
+    write_noisy_dataset(folder, source=source, kind="symmetric", rate=0.1, seed=seed, limit=limit)
     out_csv = work / f"{source}-{limit}.csv"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else dict(os.environ)
     t0 = time.perf_counter()
