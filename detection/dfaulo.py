@@ -26,7 +26,7 @@ from torch import nn
 from .models import build_model
 from .train import Checkpoint, predict, predict_shifted, softmax, train_model
 from .views import ActivationView, OutlierView, class_thresholds, top_per_class
-from .vote import ACTIVATION_GATES, view_gates, views_vote
+from .vote import ACTIVATION_GATES, view_gates
 
 VIEW_NAMES = ("outlier", "activation", "loss")
 
@@ -85,6 +85,9 @@ class DFauLoModels:
     #: the ensemble loss are computed on probabilities divided by it (``balanced``). None: on the
     #: model's probabilities as they are (rankers saved before)
     label_prior: np.ndarray | None = None
+    #: (C, C) the estimated noise transition (``transition.confident_transition``) behind the
+    #: "noise_posterior" signal. None: rankers saved before it, whose vote and mixture lack it
+    noise_transition: np.ndarray | None = None
 
     def model(self, state: dict) -> nn.Module:
         m = build_model(self.input_shape, self.num_classes)
@@ -280,96 +283,3 @@ def synthetic_noise_inputs(count: int, *, input_shape: tuple[int, int, int], see
         hi = b.max(axis=(1, 2, 3), keepdims=True)
         out[:half] = (b - lo) / np.maximum(hi - lo, 1e-6)
     return out
-
-
-#: the output-level cores the views vote can rank by: the ensemble loss alone (the vote as it
-#: was first built) or its mean percentile with the final model's margin (label's probability
-#: minus the largest other one, negated)
-VOTE_CORES = {"loss": ("ensemble_loss",), "loss+margin": ("ensemble_loss", "margin")}
-
-
-def vote_columns(num_classes: int, num_checkpoints: int) -> tuple[int, int, int]:
-    """Columns of ``build_features`` holding the views' scores for the vote: the ensemble loss,
-    the activation view score and the log outlier view score."""
-    c, e = num_classes, num_checkpoints
-    return 5 * c + 7 + e + 5, 5 * c + 7 + e + 2, 5 * c + 7 + e + 1
-
-
-def margin_column(num_classes: int, num_checkpoints: int) -> int:
-    """Column of ``build_features`` holding the final model's margin for the label."""
-    return 5 * num_classes + 7 + num_checkpoints + 4
-
-
-def vote_signals(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
-    """``(K + 2, N)``, higher = more suspicious: the K signals of ``models.vote_core``, then the
-    activation and the log outlier view scores."""
-    c, e = models.num_classes, len(models.ckpt_lrs)
-    loss_col, act_col, outlier_col = vote_columns(c, e)
-    columns = {"ensemble_loss": features[:, loss_col], "margin": -features[:, margin_column(c, e)]}
-    unknown = set(models.vote_core) - set(columns)
-    if unknown or not models.vote_core:
-        raise ValueError(f"vote core must name some of {', '.join(columns)}, got {models.vote_core!r}")
-    rows = [columns[name] for name in models.vote_core] + [features[:, act_col], features[:, outlier_col]]
-    return np.stack(rows).astype(np.float64)
-
-
-#: the signals of the mixture evidence, output-level first (``MIXTURE_CORE`` of them)
-MIXTURE_SIGNALS = ("ensemble_loss", "margin", "checkpoint_loss", "tracin", "activation", "outlier")
-MIXTURE_CORE = 4
-
-
-def mixture_signals(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
-    """``(6, N)`` of ``MIXTURE_SIGNALS``, higher = more suspicious: the log ensemble loss, the
-    negated final margin, the mean log loss over the checkpoints, log TracIn, the activation view
-    score and the log outlier view score (columns of ``build_features``)."""
-    c, e = models.num_classes, len(models.ckpt_lrs)
-    loss_col, act_col, outlier_col = vote_columns(c, e)
-    ckpt = features[:, 5 * c + 7:5 * c + 7 + e].astype(np.float64)
-    return np.stack([np.log(features[:, loss_col].astype(np.float64) + 1e-4),
-                     -features[:, margin_column(c, e)], np.log(ckpt + 1e-4).mean(1),
-                     features[:, 5 * c + 7 + e], features[:, act_col], features[:, outlier_col]]).astype(np.float64)
-
-
-def fit_mixture(features: np.ndarray, models: DFauLoModels, reference: np.ndarray, *, seed: int = 0) -> None:
-    """Fit ``models.mixture`` on the training items' ``features`` and keep their vote, sorted, in
-    ``models.vote_sorted`` (``reference``: their ``vote_reference``)."""
-    from .mixture import MixtureEvidence
-
-    models.mixture = models.vote_sorted = None
-    vote = ranker_inputs(features, models, reference)[:, -1]
-    models.mixture = MixtureEvidence.fit(mixture_signals(features, models), names=MIXTURE_SIGNALS,
-                                         core=MIXTURE_CORE, seed=seed)
-    models.vote_sorted = np.sort(vote)
-
-
-def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
-    """Sorted ``vote_signals`` of the training items ``(K + 2, N)``: the scale on which the views
-    vote ranks any item."""
-    return np.sort(vote_signals(features, models), axis=1)
-
-
-def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> np.ndarray:
-    """Meta-ranker inputs ``(N, F)``: the view-level features (everything after the 5C
-    probability and label columns) and the views vote (``vote.views_vote``): the item's core
-    percentile among the training items (the mean percentile of the ``models.vote_core``
-    signals), averaged with its activation- and outlier-view percentiles where the item's class
-    gives those views a say; with ``models.mixture``, that vote's percentile among the training
-    items averaged with the item's mixture-evidence percentile (``mixture.MixtureEvidence``).
-
-    The compact inputs let the refit learn from a few hundred verdicts where the 5C probability
-    columns made it overfit (measured with scripts/benchmark.py).
-    """
-    c = models.num_classes
-    signals = vote_signals(features, models)
-    if reference.shape[0] != len(signals):
-        raise ValueError(f"the vote's reference has {reference.shape[0]} rows, its core needs {len(signals)}")
-    pct = [np.searchsorted(ref, sig, side="right") / reference.shape[1] for ref, sig in zip(reference, signals)]
-    core = np.mean(pct[:-2], axis=0)
-    labels = features[:, c:2 * c].argmax(1)
-    vote = views_vote(core, pct[-2], pct[-1], labels, models.gates)
-    mixture = getattr(models, "mixture", None)
-    if mixture is not None:
-        sorted_vote = models.vote_sorted
-        vote = 0.5 * (np.searchsorted(sorted_vote, vote, side="right") / len(sorted_vote)
-                      + mixture.percentile(mixture_signals(features, models)))
-    return np.concatenate([features[:, 5 * c:], vote[:, None]], 1).astype(np.float64)

@@ -1,7 +1,7 @@
 """Mixture evidence: how strongly each signal says "this item is a fault", measured in the run.
 
 Each signal (the ensemble loss, the final margin, the checkpoints' loss, TracIn, the activation
-view, the outlier view; ``dfaulo.mixture_signals``) gets a one- and a two-component Gaussian
+view, the outlier view; ``signals.mixture_signals``) gets a one- and a two-component Gaussian
 mixture over the training items. Where the two components do not describe the signal better than
 one (Bayesian information criterion), the signal shows no separate group of items and says
 nothing: its evidence is 0. Otherwise an item's evidence from that signal is its log-likelihood

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from . import METHODS
-from .dfaulo import (VOTE_CORES, DFauLoModels, build_features, compute_outputs, fit_dfaulo, fit_mixture,
-                     ranker_inputs, synthetic_noise_inputs, vote_reference)
+from .dfaulo import DFauLoModels, build_features, compute_outputs, fit_dfaulo, synthetic_noise_inputs
+from .signals import VOTE_CORES, fit_mixture, fit_noise_transition, ranker_inputs, vote_reference
 from .ranker import INITIAL_RANKERS, MetaRanker
 from .tracin import thin_checkpoints
 from .train import Checkpoint, cross_entropy, predict, softmax, train_model
@@ -30,9 +30,10 @@ from .train import Checkpoint, cross_entropy, predict, softmax, train_model
 DEFAULT_EPOCHS = 8
 CHECKPOINTS = 4  # TracIn checkpoints (every other epoch at the default 8 epochs)
 FORMAT_VERSION = 3
-#: the views vote's core per initial ranker (``dfaulo.VOTE_CORES``); "synthetic" feeds the vote to its
+#: the views vote's core per initial ranker (``signals.VOTE_CORES``); "synthetic" feeds the vote to its
 #: regression as one input among others
-INITIAL_CORES = {"evidence": "loss+margin", "vote": "loss+margin", "loss-vote": "loss", "synthetic": "loss+margin"}
+INITIAL_CORES = {"evidence": "loss+margin+posterior", "vote": "loss+margin+posterior", "loss-vote": "loss",
+                 "synthetic": "loss+margin+posterior"}
 
 
 def _validate(x, y, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +121,7 @@ class SuspicionRanker:
             timings["dfaulo_stages"] = stages
             models.vote_core = VOTE_CORES[INITIAL_CORES[initial]]
             features = build_features(outputs, y, models)
+            fit_noise_transition(features, models)
             reference = vote_reference(features, models)
             if initial == "evidence":
                 fit_mixture(features, models, reference, seed=seed)
@@ -251,7 +253,7 @@ class SuspicionRanker:
                 "num_classes": m.num_classes, "ckpt_lrs": m.ckpt_lrs, "outlier_view": m.outlier_view,
                 "activation_view": m.activation_view, "thresholds": m.thresholds, "gates": m.gates,
                 "vote_core": m.vote_core, "mixture": m.mixture, "vote_sorted": m.vote_sorted,
-                "label_prior": m.label_prior}
+                "label_prior": m.label_prior, "noise_transition": m.noise_transition}
         joblib.dump(rest, d / "ranker.joblib.tmp")
         os.replace(d / "weights.pt.tmp", d / "weights.pt")
         os.replace(d / "ranker.joblib.tmp", d / "ranker.joblib")
@@ -274,7 +276,8 @@ class SuspicionRanker:
             ckpt_lrs=rest["ckpt_lrs"], outlier_view=rest["outlier_view"],
             activation_view=rest["activation_view"], thresholds=rest["thresholds"], gates=rest["gates"],
             vote_core=tuple(rest.get("vote_core", ("ensemble_loss",))), mixture=rest.get("mixture"),
-            vote_sorted=rest.get("vote_sorted"), label_prior=rest.get("label_prior"))
+            vote_sorted=rest.get("vote_sorted"), label_prior=rest.get("label_prior"),
+            noise_transition=rest.get("noise_transition"))
         ranker = cls(method=rest["method"], models=models, labels=rest["labels"], predicted=rest["predicted"],
                      features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"],
                      reference=rest["reference"])

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference_peers import PEERS, RECIPE, reference_peers  # noqa: E402
 from scenarios import DRAWS, SOURCE_LIMITS, Scenario, draw_scenarios, realize  # noqa: E402
 
-from detection.dfaulo import ranker_inputs  # noqa: E402
+from detection.signals import ranker_inputs  # noqa: E402
 from detection.metrics import inspected_count, ranking_report  # noqa: E402
 from detection.pipeline import SuspicionRanker  # noqa: E402
 from detection.train import train_model  # noqa: E402

@@ -55,7 +55,7 @@ def test_refit_is_adopted_when_the_verdicts_follow_a_rule_the_vote_misses(dfaulo
     """A reviewer who counts odd-looking images as faults (the top 10% of the outlier view's
     score; the outlier view has no say in the vote on flipped digits): the refit learns that,
     passes the cross-validation, and moves the odd images nobody reviewed up."""
-    from detection.dfaulo import vote_columns
+    from detection.signals import vote_columns
     ranker = copy.deepcopy(dfaulo_ranker)
     outlier = ranker.features[:, vote_columns(10, len(ranker.models.ckpt_lrs))[2]]
     odd = outlier >= np.quantile(outlier, 0.9)
@@ -111,8 +111,9 @@ def test_fit_rejects_bad_input():
 
 def test_loss_vote_is_the_vote_as_first_built(digits_small, trained):
     """initial="loss-vote": the ensemble loss percentile alone, the activation view's say through
-    the fixed ramp; the default vote adds the margin to the core and measures the say."""
-    from detection.dfaulo import vote_columns
+    the fixed ramp; the default vote adds the margin and the noise posterior to the core and
+    measures the say."""
+    from detection.signals import vote_columns
     from detection.vote import confusion_concentration, ramp, CONFUSION_RAMP, views_vote
     x, y, _ = digits_small
     old = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="loss-vote")
@@ -123,7 +124,8 @@ def test_loss_vote_is_the_vote_as_first_built(digits_small, trained):
     pct = [(np.sort(old.features[:, c])[None, :] <= old.features[:, c][:, None]).mean(1) for c in cols]
     assert np.allclose(old.inputs[:, -1], views_vote(*pct, y, old.models.gates))
     new = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
-    assert new.models.vote_core == ("ensemble_loss", "margin") and new.reference.shape == (4, len(y))
+    assert new.models.vote_core == ("ensemble_loss", "margin", "noise_posterior")
+    assert new.reference.shape == (5, len(y)) and new.models.noise_transition.shape == (10, 10)
 
 
 def test_a_ranker_saved_before_the_vote_core_loads_with_the_loss_vote(tmp_path, digits_small, trained):
@@ -141,7 +143,7 @@ def test_a_ranker_saved_before_the_vote_core_loads_with_the_loss_vote(tmp_path, 
 
 
 def test_the_default_ranking_is_the_mean_of_the_vote_and_the_mixture_percentiles(digits_small, trained):
-    from detection.dfaulo import MIXTURE_SIGNALS, mixture_signals
+    from detection.signals import MIXTURE_SIGNALS, mixture_signals
     x, y, _ = digits_small
     r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
     vote = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="vote")
@@ -165,6 +167,35 @@ def test_a_saved_default_ranker_scores_the_same_after_loading(tmp_path, digits_s
     assert SuspicionRanker.load(tmp_path / "r").models.mixture is None
 
 
+def test_a_ranker_saved_before_the_noise_posterior_scores_as_it_did(tmp_path, digits_small, trained):
+    """Rankers saved before the noise posterior hold no transition, a two-signal vote core and a
+    mixture fitted on six signals named as they were then: loaded, they score by those."""
+    import joblib
+    from detection.signals import named_signals, ranker_inputs, vote_reference
+    from detection.mixture import MixtureEvidence
+    from detection.ranker import MetaRanker
+    x, y, _ = digits_small
+    new = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
+    m = new.models
+    m.noise_transition, m.vote_core, m.mixture, m.vote_sorted = None, ("ensemble_loss", "margin"), None, None
+    reference = vote_reference(new.features, m)
+    m.vote_sorted = np.sort(ranker_inputs(new.features, m, reference)[:, -1])
+    old_names = ("ensemble_loss", "margin", "checkpoint_loss", "tracin", "activation", "outlier")
+    six = named_signals(new.features, m, ("log_ensemble_loss",) + old_names[1:])
+    m.mixture = MixtureEvidence.fit(six, names=old_names, core=4, seed=0)
+    meta = MetaRanker(seed=0).fit_vote(ranker_inputs(new.features, m, reference))
+    r = SuspicionRanker(method="dfaulo", models=m, labels=new.labels, predicted=new.predicted,
+                        features=new.features, raw=None, meta=meta, reference=reference)
+    r.save(tmp_path / "r")
+    rest = joblib.load(tmp_path / "r" / "ranker.joblib")
+    del rest["noise_transition"]                         # what rankers saved before it hold
+    joblib.dump(rest, tmp_path / "r" / "ranker.joblib")
+    loaded = SuspicionRanker.load(tmp_path / "r")
+    assert loaded.models.noise_transition is None and loaded.models.mixture.names == old_names
+    assert np.array_equal(loaded.scores, r.scores)
+    assert np.allclose(loaded.score_new(x[:20], y[:20])[0], r.scores[:20])
+
+
 def test_fit_rejects_an_unknown_initial_ranker(digits_small, trained):
     x, y, _ = digits_small
     with pytest.raises(ValueError, match="unknown initial ranker"):
@@ -186,7 +217,8 @@ def test_the_margin_compares_classes_without_the_label_prior_so_many_to_one_faul
     """Class 0 receives a third of class 1's and class 2's items (many-to-one): the model's
     probabilities lean to class 0 by its inflated share of the labels, so the faults' own label
     looks plausible (raw margin about 0). Divided by the prior, their true class wins clearly."""
-    from detection.dfaulo import DFauLoModels, ModelOutputs, balanced, build_features, label_prior, margin_column
+    from detection.dfaulo import DFauLoModels, ModelOutputs, balanced, build_features, label_prior
+    from detection.signals import margin_column
     rng = np.random.default_rng(0)
     c = 3
     true = np.repeat(np.arange(c), 300)
