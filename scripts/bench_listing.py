@@ -6,7 +6,9 @@ Each variant reads the whole project (or, for ``changed_since``, the tasks updat
 moment) and is checked against what a training job needs: every labeled task with ``data`` and
 its newest annotation (``id``, ``updated_at``, ``result``, ``was_cancelled``). The reference is
 ``GET /api/tasks?fields=all`` with pages of 1,000 (the listing the backend used until now).
-``scripts/bench_scale.py --listing`` starts Label Studio, imports a project and runs this.
+With ``--stack N [--db postgres]`` it first starts Label Studio 1.23.2 as ``scripts/bench_scale.py``
+does and imports N Fashion-MNIST images through local-files storage; ``--variants`` picks the
+listings to time besides the reference (a whole set at 60,000 tasks takes an hour).
 """
 from __future__ import annotations
 
@@ -107,8 +109,36 @@ def touch_annotations(ls: LabelStudioClient, tasks: list[dict], count: int) -> l
     return done
 
 
-def run(ls: LabelStudioClient, project: int, *, changed: int = 200) -> dict:
-    """Every variant's seconds and completeness; see the module docstring."""
+#: the variants besides the reference (``tasks_all_page1000``, always run first), by name:
+#: (the request as reported, how to list)
+VARIANTS: dict[str, tuple[str, Callable[[LabelStudioClient, int], list[dict]]]] = {
+    "tasks_all_page100": ("GET /api/tasks?project=P&fields=all&page_size=100",
+                          lambda ls, p: tasks_api(ls, p, fields="all", page_size=100)),
+    "tasks_all_page5000": ("GET /api/tasks?project=P&fields=all&page_size=5000",
+                           lambda ls, p: tasks_api(ls, p, fields="all", page_size=5000)),
+    "tasks_task_only_page1000": ("GET /api/tasks?project=P&fields=task_only&page_size=1000",
+                                 lambda ls, p: tasks_api(ls, p, fields="task_only", page_size=1000)),
+    "export_json": ("GET /api/projects/P/export?exportType=JSON&download_all_tasks=true",
+                    lambda ls, p: export_api(ls, p)),
+    "export_json_labeled": ("GET /api/projects/P/export?exportType=JSON&download_all_tasks=false",
+                            lambda ls, p: export_api(ls, p, all_tasks=False)),
+    "export_json_min": ("GET /api/projects/P/export?exportType=JSON_MIN&download_all_tasks=true",
+                        lambda ls, p: export_api(ls, p, export_type="JSON_MIN")),
+    "export_snapshot": ("POST /api/projects/P/exports/ then GET .../exports/S/download?exportType=JSON",
+                        snapshot_export),
+}
+CHANGED_SINCE = "tasks_all_changed_since"
+
+
+def run(ls: LabelStudioClient, project: int, *, changed: int = 200,
+        variants: Iterable[str] = (*VARIANTS, CHANGED_SINCE)) -> dict:
+    """The seconds and completeness of the reference listing and of each of ``variants`` (names
+    of ``VARIANTS`` and ``CHANGED_SINCE``); see the module docstring."""
+    variants = list(variants)
+    unknown = sorted(set(variants) - set(VARIANTS) - {CHANGED_SINCE})
+    if unknown:
+        raise ValueError(f"unknown listing variants {', '.join(unknown)}; choose from "
+                         f"{', '.join([*VARIANTS, CHANGED_SINCE])}")
     results: list[dict] = []
 
     def record(name: str, request: str, seconds: float, tasks: list[dict], ref: dict, **extra):
@@ -121,62 +151,105 @@ def run(ls: LabelStudioClient, project: int, *, changed: int = 200) -> dict:
     sec, tasks = timed(lambda: tasks_api(ls, project, fields="all", page_size=1000))
     reference = newest_annotations(tasks)
     record("tasks_all_page1000", "GET /api/tasks?project=P&fields=all&page_size=1000", sec, tasks, reference)
-    for size in (100, 5000):
-        sec, tasks = timed(lambda: tasks_api(ls, project, fields="all", page_size=size))
-        record(f"tasks_all_page{size}", f"GET /api/tasks?project=P&fields=all&page_size={size}",
-               sec, tasks, reference)
-    sec, tasks = timed(lambda: tasks_api(ls, project, fields="task_only", page_size=1000))
-    record("tasks_task_only_page1000", "GET /api/tasks?project=P&fields=task_only&page_size=1000",
-           sec, tasks, reference, keys_of_a_task=sorted(tasks[0]) if tasks else [])
-    sec, tasks = timed(lambda: export_api(ls, project))
-    record("export_json", "GET /api/projects/P/export?exportType=JSON&download_all_tasks=true",
-           sec, tasks, reference)
-    sec, tasks = timed(lambda: export_api(ls, project, all_tasks=False))
-    record("export_json_labeled", "GET /api/projects/P/export?exportType=JSON&download_all_tasks=false",
-           sec, tasks, reference)
-    sec, tasks = timed(lambda: export_api(ls, project, export_type="JSON_MIN"))
-    record("export_json_min", "GET /api/projects/P/export?exportType=JSON_MIN&download_all_tasks=true",
-           sec, tasks, reference)
-    sec, tasks = timed(lambda: snapshot_export(ls, project))
-    record("export_snapshot", "POST /api/projects/P/exports/ then GET .../exports/S/download?exportType=JSON",
-           sec, tasks, reference)
+    for name in variants:
+        if name == CHANGED_SINCE:
+            continue
+        request, listing = VARIANTS[name]
+        sec, tasks = timed(lambda: listing(ls, project))
+        extra = {"keys_of_a_task": sorted(tasks[0]) if tasks else []} if "task_only" in name else {}
+        record(name, request, sec, tasks, reference, **extra)
+    if CHANGED_SINCE in variants:
+        results.append(changed_since(ls, project, changed=changed))
+    return {"project_tasks": len(reference), "variants": results}
 
-    # only the tasks changed since a moment: save `changed` annotations again after it
+
+def changed_since(ls: LabelStudioClient, project: int, *, changed: int) -> dict:
+    """Only the tasks changed since a moment: ``changed`` annotations saved again after it."""
     since = datetime.now(timezone.utc)
     time.sleep(1.0)
-    sample = tasks_api(ls, project, fields="all", page_size=changed)[:changed]
+    # one page of tasks to save again, and those tasks read back one by one afterwards: a whole
+    # listing would cost minutes at 60,000 tasks
+    sample = ls.get("/api/tasks", params={"project": project, "fields": "all", "page_size": changed})["tasks"]
     touched = set(touch_annotations(ls, sample, changed))
     sec, tasks = timed(lambda: tasks_api(ls, project, fields="all", page_size=1000,
                                          query=changed_since_query(since)))
-    fresh = newest_annotations(tasks_api(ls, project, fields="all", page_size=1000))
+    fresh = newest_annotations(t for t in (ls.get_task(tid) for tid in sorted(touched)) if t)
     got = newest_annotations(tasks)
     listed = set(got)
-    results.append({
-        "variant": "tasks_all_changed_since", "seconds": round(sec, 2),
+    figures = {
+        "variant": CHANGED_SINCE, "seconds": round(sec, 2),
         "request": "GET /api/tasks?project=P&fields=all&page_size=1000&query={filters: "
                    "filter:tasks:updated_at greater T}",
         "annotations_saved_after_T": len(touched), "tasks_listed": len(listed),
         "saved_tasks_listed": len(touched & listed), "other_tasks_listed": len(listed - touched),
         "newest_annotation_matches": sum(got[t]["annotation"] == fresh[t]["annotation"]
                                          for t in touched & listed),
-        "complete": "only for the changed tasks: a first job still needs a full listing"})
-    print(f"{'tasks_all_changed_since':28s} {sec:8.2f} s  {len(listed):6d} tasks "
+        "complete": "only for the changed tasks: a first job still needs a full listing"}
+    print(f"{CHANGED_SINCE:28s} {sec:8.2f} s  {len(listed):6d} tasks "
           f"({len(touched & listed)}/{len(touched)} saved ones)", flush=True)
-    return {"project_tasks": len(reference), "variants": results}
+    return figures
+
+
+def on_own_stack(n: int, *, db: str, base: Path | None, seed: int = 0) -> tuple[dict, Callable[[], None]]:
+    """Start Label Studio (``db``) as ``bench_scale`` does, import ``n`` Fashion-MNIST images
+    through local-files storage; returns ``{"url", "api_key", "project", "import_seconds"}`` and
+    the function that stops it all."""
+    import tempfile
+
+    from scripts.bench_scale import TOKEN, make_folder, start_stack
+    from scripts.import_folder import run_import
+
+    base = (base or Path(tempfile.mkdtemp(prefix="bench-listing-"))).resolve()
+    stack = start_stack(base, db=db)
+    try:
+        folder = make_folder(stack.docroot / f"fashion-{n}", n=n, seed=seed)
+        t0 = time.monotonic()
+        summary = run_import(folder, url=stack.ls_server.url, api_key=TOKEN, title=f"fashion {n}",
+                             storage="local", document_root=stack.docroot, train=False, show_progress=False)
+        seconds = round(time.monotonic() - t0, 1)
+    except BaseException:
+        stack.stop()
+        raise
+    return ({"url": stack.ls_server.url, "api_key": TOKEN, "project": summary.project_id,
+             "import_seconds": seconds}, stack.stop)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--api-key", required=True)
-    ap.add_argument("--project", type=int, required=True)
+    ap.add_argument("--url", help="a running Label Studio (or --stack N)")
+    ap.add_argument("--api-key")
+    ap.add_argument("--project", type=int)
+    ap.add_argument("--stack", type=int, metavar="N", default=None,
+                    help="instead: start Label Studio 1.23.2 and import N Fashion-MNIST images first")
+    ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite", help="with --stack")
+    ap.add_argument("--dir", type=Path, default=None, help="with --stack: its work folder")
+    ap.add_argument("--variants", default=",".join([*VARIANTS, CHANGED_SINCE]),
+                    help="comma-separated, besides the reference tasks_all_page1000 (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     ap.add_argument("--note", default="", help="free text stored with the figures (the setup)")
     args = ap.parse_args(argv)
-    ls = LabelStudioClient(args.url, args.api_key, timeout=900.0)
-    figures = run(ls, args.project)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS) - {CHANGED_SINCE})
+    if unknown:
+        ap.error(f"unknown --variants {', '.join(unknown)}; choose from {', '.join([*VARIANTS, CHANGED_SINCE])}")
+    stop, setup = (lambda: None), {}
+    if args.stack is not None:
+        if not 200 <= args.stack <= 60000:
+            ap.error("--stack N must be between 200 and 60000 (Fashion-MNIST's training set)")
+        setup, stop = on_own_stack(args.stack, db=args.db, base=args.dir)
+        args.url, args.api_key, args.project = setup["url"], setup["api_key"], setup["project"]
+    elif not (args.url and args.api_key and args.project):
+        ap.error("give --url, --api-key and --project, or --stack N")
+    try:
+        ls = LabelStudioClient(args.url, args.api_key, timeout=1800.0)
+        figures = run(ls, args.project, variants=variants)
+    finally:
+        stop()
     figures.update(command=" ".join(["python", "scripts/bench_listing.py", *(argv or sys.argv[1:])]),
                    note=args.note, date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    if setup:
+        from scripts.bench_measure import machine
+        figures.update(machine=machine(), db=args.db, import_seconds=setup["import_seconds"])
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
