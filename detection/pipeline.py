@@ -93,8 +93,9 @@ class SuspicionRanker:
         skips training, so several methods can share one model. ``initial`` picks DFauLo's ranker
         before any verdict: "evidence" (default: the mean of the views vote's percentile and
         the mixture evidence's, see ``mixture.MixtureEvidence``), "vote" (the views vote alone:
-        on the mean percentile of the ensemble loss and the margin, the activation view's say
-        measured in the run, see ``vote.activation_evidence``), "loss-vote" (the views vote as first built: the ensemble
+        on the mean percentile of the ensemble loss, the margin and the noise posterior,
+        ``transition.fault_posterior``; the activation view's say measured in the run, see
+        ``vote.activation_evidence``), "loss-vote" (the views vote as first built: the ensemble
         loss alone, the activation view's say through a fixed ramp) or "synthetic" (the
         paper's). ``device``:
         where training runs ("cpu", "cuda", or "auto" for CUDA when available)."""
