@@ -5,8 +5,7 @@ A whole listing (the export snapshot, :meth:`LabelStudioClient.list_tasks_for_tr
 2.6 ms a task when Label Studio has nothing else to do (157 s at 60,000 on PostgreSQL,
 benchmark/listing-60k-pg.json; 150 s on SQLite while the scale benchmark ran), more while
 reviewers save (391 s on PostgreSQL beside two saves a second); a retrain after a review round
-has a few hundred changed. Label
-Studio 1.23.2 moves a task's ``updated_at`` when the task or one of its annotations is created,
+has a few hundred changed. Label Studio 1.23.2 moves a task's ``updated_at`` when the task or one of its annotations is created,
 changed or deleted (not on prediction imports or deletes: measured), and Django sets it when it
 saves, inside the request. So the rows stored by the previous training, with the tasks whose
 ``updated_at`` is after that listing's start on Label Studio's clock minus :data:`GAP` read again,
@@ -15,7 +14,8 @@ then; both change the count, and when the merged rows are not exactly the projec
 ``task_number`` the listing is made whole. It is also whole when there are no stored rows, the
 label config changed, the previous listing left no mark, more than :data:`RELIST_FRACTION` of the
 tasks changed (the task API then costs more than the snapshot: 8.4 against 2.6 ms a task at
-10,000 on SQLite, benchmark/listing.json; 6.5 against 2.6 at 60,000 on PostgreSQL), and at least every :data:`WHOLE_EVERY` seconds.
+10,000 on SQLite, benchmark/listing.json; 6.5 against 2.6 at 60,000 on PostgreSQL), and at least
+every :data:`WHOLE_EVERY` seconds.
 """
 from __future__ import annotations
 

@@ -145,8 +145,7 @@ def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndar
         raise ValueError(f"the vote's reference has {reference.shape[0]} rows, its core needs {len(signals)}")
     pct = [np.searchsorted(ref, sig, side="right") / reference.shape[1] for ref, sig in zip(reference, signals)]
     core = np.mean(pct[:-2], axis=0)
-    labels = features[:, c:2 * c].argmax(1)
-    vote = views_vote(core, pct[-2], pct[-1], labels, models.gates)
+    vote = views_vote(core, pct[-2], pct[-1], item_labels(features, models), models.gates)
     mixture = getattr(models, "mixture", None)
     if mixture is not None:
         sorted_vote = models.vote_sorted

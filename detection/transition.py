@@ -46,8 +46,9 @@ def confident_transition(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     thresholds = np.where(counts > 0, own / np.maximum(counts, 1), np.inf)
     confident = probs >= thresholds[None, :]
     true_class = np.where(confident, probs, -1.0).argmax(1)
+    counted = confident.any(1)
     joint = np.zeros((c, c))
-    np.add.at(joint, (true_class[confident.any(1)], labels[confident.any(1)]), 1.0)
+    np.add.at(joint, (true_class[counted], labels[counted]), 1.0)
     joint += PSEUDO_COUNT
     return joint / joint.sum(1, keepdims=True)
 
