@@ -13,9 +13,10 @@ from scripts.bench_measure import Probe, rounded, summarize
 DM_ORDER = {"ordering": ["-tasks:predictions_score"]}  # the Data Manager's "Prediction score" sort
 
 
-def dm_top(ls: LabelStudioClient, project: int, *, count: int, fields: str = "all") -> list[dict]:
-    """The first ``count`` tasks of the Data Manager order by Prediction score, highest first."""
-    return ls.get("/api/tasks", params={"project": project, "fields": fields, "page": 1,
+def dm_top(ls: LabelStudioClient, project: int, *, count: int, page: int = 1, fields: str = "all") -> list[dict]:
+    """The ``page``-th ``count`` tasks of the Data Manager order by Prediction score, highest
+    first (``page=1``: the first ``count``)."""
+    return ls.get("/api/tasks", params={"project": project, "fields": fields, "page": page,
                                         "page_size": count, "query": json.dumps(DM_ORDER)})["tasks"]
 
 

@@ -3,6 +3,7 @@ backend's ``/health``), their summaries, a process tree's peak RSS, and the mach
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import platform
 import threading
@@ -25,7 +26,9 @@ class Sample:
 
 
 class Probe(threading.Thread):
-    """Calls ``call`` every ``interval`` seconds until stopped; keeps every :class:`Sample`."""
+    """Calls ``call`` every ``interval`` seconds until stopped; keeps every :class:`Sample`. It
+    runs in this process: its timings include any wait for this process's own work (see
+    :class:`ProcessProbe`)."""
 
     def __init__(self, call: Callable[[], int], *, interval: float, name: str):
         super().__init__(daemon=True, name=name)
@@ -34,20 +37,100 @@ class Probe(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        while not self._stop_event.is_set():
-            t0 = time.monotonic()
-            try:
-                status, error = self.call(), ""
-            except requests.RequestException as exc:
-                status, error = 0, type(exc).__name__
-            self.samples.append(Sample(t0, time.monotonic() - t0, status,
-                                       error if status == 0 or status < 400 else error or str(status)))
-            self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+        probe_loop(self.call, interval=self.interval, stopped=self._stop_event,
+                   emit=lambda s: self.samples.append(Sample(*s)))
 
     def stop(self) -> list[Sample]:
         self._stop_event.set()
         self.join(timeout=60)
         return self.samples
+
+
+class ProcessProbe:
+    """A :class:`Probe` in a process of its own, so that what it times is the server's answer
+    alone: the benchmark's own work (parsing Data Manager pages of megabytes holds Python's
+    interpreter lock for a tenth of a second and more) would otherwise count in a probe thread's
+    timings. ``call`` must pickle (a module-level function, a ``functools.partial`` of one, or
+    an instance like :class:`ReviewerSaves`); ``samples`` fills as the probe goes."""
+
+    def __init__(self, call: Callable[[], int], *, interval: float, name: str):
+        ctx = multiprocessing.get_context("spawn")
+        self.samples: list[Sample] = []
+        self._stopped = ctx.Event()
+        self._recv, self._send = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(target=_probe_process, args=(call, interval, self._stopped, self._send),
+                                    name=name, daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
+
+    def start(self) -> None:
+        self._process.start()
+        self._send.close()  # the child holds the sending end: its exit ends the reader
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                self.samples.append(Sample(*self._recv.recv()))
+            except (EOFError, OSError):
+                return
+
+    def stop(self) -> list[Sample]:
+        self._stopped.set()
+        self._process.join(timeout=60)
+        self._reader.join(timeout=10)
+        return self.samples
+
+
+def probe_loop(call: Callable[[], int], *, interval: float, stopped, emit: Callable[[tuple], None]) -> None:
+    """``call`` every ``interval`` seconds until ``stopped`` is set; each result goes to ``emit``
+    as ``(start, seconds, status, error)`` (status 0: no answer)."""
+    while not stopped.is_set():
+        t0 = time.monotonic()
+        try:
+            status, error = call(), ""
+        except requests.RequestException as exc:
+            status, error = 0, type(exc).__name__
+        emit((t0, time.monotonic() - t0, status, error if status == 0 or status < 400 else error or str(status)))
+        stopped.wait(max(0.0, interval - (time.monotonic() - t0)))
+
+
+def _probe_process(call: Callable[[], int], interval: float, stopped, send) -> None:
+    try:
+        probe_loop(call, interval=interval, stopped=stopped, emit=send.send)
+    finally:
+        send.close()
+
+
+def http_status(url: str, *, timeout: float = 10.0) -> int:
+    """The HTTP status of ``GET url`` (a probe's call)."""
+    return requests.get(url, timeout=timeout).status_code
+
+
+@dataclass
+class ReviewerSaves:
+    """A probe's call: a reviewer saving one of ``targets`` (``(annotation_id, result)``, chosen
+    at random with ``seed``) again with ``PATCH /api/annotations/<id>``; returns the status."""
+    url: str
+    token: str
+    targets: list
+    seed: int = 0
+    timeout: float = 120.0
+
+    def __call__(self) -> int:
+        if not hasattr(self, "_client"):
+            import random
+
+            from backend.ls_client import LabelStudioClient
+            self._client = LabelStudioClient(self.url, self.token, timeout=self.timeout)
+            self._rng = random.Random(self.seed)
+        return reviewer_save(self._client, *self._rng.choice(self.targets))
+
+
+def reviewer_save(ls, annotation_id: int, result: list) -> int:
+    """A reviewer pressing Update on an annotation (``PATCH /api/annotations/<id>``); returns the
+    status (any: a refusal is a figure)."""
+    return ls.request("PATCH", f"/api/annotations/{annotation_id}", json={"result": result},
+                      expect=range(100, 600)).status_code
 
 
 def percentile(values: list[float], q: float) -> float | None:

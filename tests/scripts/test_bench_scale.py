@@ -125,3 +125,50 @@ def test_wait_cleanup_goes_on_beside_a_pass_longer_than_cleanup_wait_and_fails_w
     with pytest.raises(RuntimeError, match="not removed within 60 s"):
         bench_scale.wait_cleanup(ls, "http://backend", 1, version="v2", timeout=60, cleanup_wait=None)
     assert ls.now == 103.0 + 60
+
+
+def _serve_ok():
+    import http.server
+    import threading
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _wait_for(probe, count, *, limit=60.0):
+    import time
+    deadline = time.monotonic() + limit
+    while len(probe.samples) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_probe_in_its_own_process_reports_answers_and_refusals_as_samples():
+    import functools
+
+    from scripts.bench_measure import ProcessProbe, http_status
+    from scripts.servers import free_port
+    server = _serve_ok()
+    try:
+        up = ProcessProbe(functools.partial(http_status, f"http://127.0.0.1:{server.server_port}/health"),
+                          interval=0.05, name="up")
+        down = ProcessProbe(functools.partial(http_status, f"http://127.0.0.1:{free_port()}/health", timeout=2),
+                            interval=0.05, name="down")
+        up.start()
+        down.start()
+        _wait_for(up, 3)
+        _wait_for(down, 2)
+        got_up, got_down = list(up.stop()), list(down.stop())
+    finally:
+        server.shutdown()
+    assert len(got_up) >= 3 and all(s.status == 200 and s.error == "" for s in got_up)
+    assert all(s.t <= t.t for s, t in zip(got_up, got_up[1:]))  # in order, on this process's clock
+    assert len(got_down) >= 2 and all(s.status == 0 and s.error == "ConnectionError" for s in got_down)
+    assert summarize(got_down)["failed"] == len(got_down)
