@@ -74,6 +74,17 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _still_stopping(signum, frame):
+    print("still stopping Label Studio and the backend...", flush=True)
+
+
+def _stop_quietly() -> None:
+    """From here on a second Ctrl-C or SIGTERM does not interrupt the servers' shutdown (it
+    printed a traceback from the middle of it)."""
+    signal.signal(signal.SIGINT, _still_stopping)
+    signal.signal(signal.SIGTERM, _still_stopping)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, default=servers.REPO / ".demo", help="state folder (default .demo)")
@@ -144,6 +155,7 @@ Press Ctrl-C to stop Label Studio and the backend.""", flush=True)
             raise RuntimeError(f"{dead[0].name} stopped; see {dead[0].log}")
         return 0
     except KeyboardInterrupt:
+        _stop_quietly()
         print("\nstopping...", flush=True)
         return 0
     except (LabelStudioError, RuntimeError, ValueError, subprocess.CalledProcessError) as exc:
@@ -151,6 +163,7 @@ Press Ctrl-C to stop Label Studio and the backend.""", flush=True)
         print(f"demo failed: {msg}", file=sys.stderr)
         return 1
     finally:
+        _stop_quietly()
         for server in reversed(started):
             server.stop()
 
