@@ -187,3 +187,18 @@ def test_cleanup_steps_shrink_when_label_studio_is_slow_and_the_next_pass_keeps_
     assert rest["seconds"] == 3.0 and written == [2] and store.get(STEP_KEY) == 2
     assert fake_ls.current_scores(1) == {r.task_id: r.score for r in store.scored_tasks()}
     assert step_size(0.5, 100) == 100 and step_size(12.0, 100) == 16 and step_size(60.0, 100) == 10
+
+
+def test_no_cleanup_while_a_reviewers_verdicts_wait_to_be_applied(tmp_path, fake_ls, h):
+    """A reviewer at work: their verdicts will publish a new version soon, so the cleanup waits
+    (it would otherwise restart, and sort every task, after each save's webhook)."""
+    from backend.tasks import Verdict
+    spec, store, client = _setup(tmp_path, fake_ls, h)
+    publish_all(store, client, 1, spec=spec, method="m", kind="train", batch=50, top_first=5)
+    store.replace_tasks(_rows(20, shift=0.37))
+    publish_all(store, client, 1, spec=spec, method="m", kind="feedback", batch=50, top_first=5)
+    assert cleanup_due(store)
+    store.add_verdict(Verdict(task_id=3, annotation_id=103, updated_at="2026-12-03T10:00:00Z", label="1"))
+    assert not cleanup_due(store)
+    store.mark_verdicts_applied()
+    assert cleanup_due(store)
