@@ -24,13 +24,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -46,11 +44,8 @@ from scripts.bench_measure import (Probe, ProcessProbe, ReviewerSaves, Sample,  
                                    summarize)
 from scripts.bench_ls_behaviour import (deletion_behaviour, dm_top, on_version,  # noqa: E402
                                         sort_behaviour)
-from scripts.bench_pg import Postgres, label_studio_db_env, start_postgres  # noqa: E402
-
-USER, PASSWORD = "bench@example.com", "bench-password-1"
-TOKEN = "bench0123456789abcdef0123456789abcdef"  # legacy token: 6..40 characters
-
+from scripts.bench_stack import (TOKEN, Stack, http_500_answers, locked_errors,  # noqa: E402
+                                 make_folder, read_truth, start_stack)
 
 # -- Label Studio and backend calls --------------------------------------------------------------
 #: this benchmark's own polling calls that Label Studio refused (e.g. HTTP 500 "database is
@@ -152,70 +147,6 @@ def timed_saves(ls: LabelStudioClient, targets: list[tuple[int, list]]) -> list[
 
 
 # -- the run ------------------------------------------------------------------------------------
-@dataclass
-class Stack:
-    base: Path
-    docroot: Path
-    ls_server: servers.Server
-    backend: servers.Server | None = None
-    pg: Postgres | None = None
-
-    def stop(self) -> None:
-        for s in (self.backend, self.ls_server):
-            if s is not None:
-                s.stop()
-        if self.pg is not None:
-            self.pg.stop()
-
-
-def start_stack(base: Path, *, db: str, tuned: bool = True, echo: Callable[[str], None] = print) -> Stack:
-    """Label Studio (SQLite or a private PostgreSQL; with :data:`servers.LABEL_STUDIO_TUNING`
-    unless ``tuned`` is False) and the backend, under ``base``."""
-    base.mkdir(parents=True, exist_ok=True)
-    base.chmod(0o755)  # the postgres user must reach its cluster folder
-    pg = None
-    if db == "postgres":
-        pg = start_postgres(base / "pg")
-        os.environ.update(label_studio_db_env(pg))  # inherited by Label Studio's process only
-        echo(f"PostgreSQL {pg.bin.parent.name} on 127.0.0.1:{pg.port}")
-    docroot = base / "files"
-    try:
-        ls_server = servers.start_label_studio(
-            data_dir=base / "label-studio", document_root=docroot, port=servers.free_port(),
-            username=USER, password=PASSWORD, token=TOKEN, log=base / "logs" / "label-studio.log",
-            timeout=600, tuned=tuned)
-    except BaseException:
-        if pg:
-            pg.stop()
-        raise
-    stack = Stack(base, docroot, ls_server, pg=pg)
-    try:
-        stack.backend = servers.start_backend(
-            port=servers.free_port(), model_dir=base / "models", label_studio_url=ls_server.url,
-            api_key=TOKEN, log=base / "logs" / "backend.log",
-            extra_env={"LOCAL_FILES_DOCUMENT_ROOT": str(docroot), "VERDICT_BATCH": "200",
-                       "VERDICT_QUIET_SECONDS": "10", "LOG_LEVEL": "INFO"})
-    except BaseException:
-        stack.stop()
-        raise
-    echo(f"Label Studio {ls_server.url} ({db}), backend {stack.backend.url}, files in {base}")
-    return stack
-
-
-def make_folder(out: Path, *, n: int, seed: int) -> Path:
-    """``n`` Fashion-MNIST images with 10% symmetric label noise and truth.csv (kept when present)."""
-    from scripts.make_noisy_dataset import write_noisy_dataset
-    if not (out / "truth.csv").exists():
-        write_noisy_dataset(out, source="fashion", kind="symmetric", rate=0.1, seed=seed, limit=n)
-    return out
-
-
-def read_truth(folder: Path) -> dict[str, dict]:
-    import csv
-    with open(folder / "truth.csv", newline="") as fh:
-        return {row["path"]: row for row in csv.DictReader(fh)}
-
-
 def save_targets(tasks: list[dict]) -> list[tuple[int, list]]:
     """(annotation id, result) of each task's first annotation: a save that changes nothing."""
     return [(t["annotations"][0]["id"], t["annotations"][0]["result"]) for t in tasks
@@ -269,34 +200,6 @@ def saves_disconnected(ls, pid: int, ml_id: int, sample: list[tuple[int, list]])
     return summarize(timed_saves(ls, sample))
 
 
-def locked_errors(log: Path) -> int:
-    """How many requests Label Studio answered with SQLite's "database is locked"."""
-    try:
-        text = log.read_text(errors="replace")
-    except OSError:
-        return 0
-    return sum(1 for line in text.splitlines()
-               if "custom_exception_handler" in line and "database is locked" in line)
-
-
-def http_500_answers(log: Path) -> dict[str, int]:
-    """``{"METHOD path-kind": count}`` of Label Studio's HTTP 500 answers in its access log."""
-    import re
-    counts: dict[str, int] = {}
-    seen = set()
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return counts
-    for line in lines:
-        m = re.search(r'^\[([^\]]+)\].*"(\w+) (/api/[a-z/_-]+?)(/\d+)?[/?" ].*" 500 ', line)
-        if m and line not in seen:  # Label Studio logs each access line twice
-            seen.add(line)
-            key = f"{m.group(2)} {m.group(3)}{'/<id>' if m.group(4) else ''}"
-            counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previous: str,
                   count: int = 200, top_n: int = 1000, page: int = 100, timeout: float = 1800,
                   cleanup_wait: float | None = None) -> dict:
@@ -304,7 +207,8 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
     ``page`` (what a reviewer sees: the project on a new version and the DM's first ``page`` rows
     all carrying it), its top ``top_n``, and every task on it.
 
-    The top ``top_n`` is read as the Data Manager's page of rows ``top_n - page + 1 .. top_n``:
+    The top ``top_n`` is read as the Data Manager's page of rows ``top_n - page + 1 .. top_n``
+    (before the first page: the first page is then known to be on the version too):
     Label Studio sorts a task without a prediction of the project's version after every task
     with one, in both directions (measured at the end of this run, ``sort_behaviour``), so when
     row ``top_n`` has a score of the new version, every row above it has one too. A read of all
@@ -322,16 +226,18 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
         version = project_version(ls, pid)
         if version and version != previous:
             switched = switched or time.monotonic()
-            # the Data Manager's own page: its predictions_score is the mean score of the
-            # project's model_version (None for a task without a prediction of it)
+            # the Data Manager's own pages: its predictions_score is the mean score of the
+            # project's model_version (None for a task without a prediction of it); the deepest
+            # page first, since its rows all scored means every row above them is too
+            deepest = polled(lambda: dm_top(ls, pid, count=page, page=top_n // page, fields="task_only"))
+            if len(deepest) == page and all(t.get("predictions_score") is not None for t in deepest):
+                visible = time.monotonic()
             first = polled(lambda: dm_top(ls, pid, count=page, fields="task_only"))
             stale_first_page.append(sum(t.get("predictions_score") is None for t in first))
             if all(t.get("predictions_score") is not None for t in first):
-                first_page = first_page or time.monotonic()
-                deepest = polled(lambda: dm_top(ls, pid, count=page, page=top_n // page, fields="task_only"))
-                if len(deepest) == page and all(t.get("predictions_score") is not None for t in deepest):
-                    visible = time.monotonic()
-                    break
+                first_page = first_page or visible or time.monotonic()
+            if visible:
+                break
         time.sleep(0.5)
     # checked again with every prediction listed
     t_read = time.monotonic()
@@ -358,13 +264,51 @@ def verdict_batch(ls, stack: Stack, pid: int, spec, truth, *, total: int, previo
             "window": (saves[0].t if saves else t_last, clean.end)}
 
 
-def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -> dict:
-    """The benchmark; ``out`` (filled as the phases end, so that a failure keeps what was
-    measured) is returned."""
+class Project(NamedTuple):
+    """The measured project, as :func:`prepare_project` leaves it."""
+    ls: LabelStudioClient
+    pid: int
+    total: int
+    side_pid: int  # the background reviewer's project (no ML backend)
+    spec: object  # its LabelSpec
+    truth: dict[str, dict]
+    sample: list[tuple[int, list]]  # (annotation id, result) of 40 of its tasks
+    ml_id: int
+
+
+def prepare_project(stack: Stack, args, *, out: dict, echo: Callable[[str], None]) -> Project:
+    """Import ``args.n`` images and the reviewer's side project, time saves without and with the
+    backend connected (into ``out``), connect it."""
     from backend.labels import parse_label_config
     from scripts.import_folder import run_import
     from scripts.ls_project import connect_ml_backend
 
+    folder = make_folder(stack.docroot / f"fashion-{args.n}", n=args.n, seed=args.seed)
+    side = make_folder(stack.docroot / "reviewer-side", n=200, seed=args.seed + 1)
+    ls = LabelStudioClient(stack.ls_server.url, TOKEN, timeout=1800.0)
+    t0 = time.monotonic()
+    summary = run_import(folder, url=ls.url, api_key=TOKEN, title=f"fashion {args.n}", storage="local",
+                         document_root=stack.docroot, train=False, show_progress=False, ls=ls, echo=echo)
+    out["import_seconds"] = rounded(time.monotonic() - t0, 1)
+    pid = summary.project_id
+    side_pid = run_import(side, url=ls.url, api_key=TOKEN, title="reviewer side project", storage="local",
+                          document_root=stack.docroot, train=False, show_progress=False, ls=ls,
+                          echo=lambda m: None).project_id
+    spec = parse_label_config(ls.get(f"/api/projects/{pid}")["label_config"])
+    sample = save_targets(ls.get("/api/tasks", params={"project": pid, "fields": "all", "page_size": 40})["tasks"])
+    timed_saves(ls, sample[30:])  # warm-up, not counted
+    out["save_without_backend"] = summarize(timed_saves(ls, sample[:30]))
+    ml_id, warnings = connect_ml_backend(ls, pid, stack.backend.url)
+    out["connect_warnings"] = warnings
+    out["save_with_backend_idle"] = summarize(timed_saves(ls, sample[:30]))
+    echo(f"imported {summary.found} tasks in {out['import_seconds']} s; saves without / with the backend: "
+         f"p50 {out['save_without_backend']['p50_s']} / {out['save_with_backend_idle']['p50_s']} s")
+    return Project(ls, pid, summary.found, side_pid, spec, read_truth(folder), sample, ml_id)
+
+
+def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -> dict:
+    """The benchmark; ``out`` (filled as the phases end, so that a failure keeps what was
+    measured) is returned."""
     base = (args.dir or Path(tempfile.mkdtemp(prefix="bench-scale-"))).resolve()
     out = {} if out is None else out
     out.update({"machine": machine(), "n": args.n, "db": args.db, "dir": str(base),
@@ -374,30 +318,10 @@ def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -
     stack = start_stack(base, db=args.db, tuned=not args.stock_label_studio, echo=echo)
     probes: list = []
     try:
-        folder = make_folder(stack.docroot / f"fashion-{args.n}", n=args.n, seed=args.seed)
-        side = make_folder(stack.docroot / "reviewer-side", n=200, seed=args.seed + 1)
-        truth = read_truth(folder)
-        ls = LabelStudioClient(stack.ls_server.url, TOKEN, timeout=1800.0)
-        t0 = time.monotonic()
-        summary = run_import(folder, url=ls.url, api_key=TOKEN, title=f"fashion {args.n}", storage="local",
-                             document_root=stack.docroot, train=False, show_progress=False, ls=ls, echo=echo)
-        out["import_seconds"] = rounded(time.monotonic() - t0, 1)
-        pid, total = summary.project_id, summary.found
-        side_pid = run_import(side, url=ls.url, api_key=TOKEN, title="reviewer side project", storage="local",
-                              document_root=stack.docroot, train=False, show_progress=False, ls=ls,
-                              echo=lambda m: None).project_id
-        spec = parse_label_config(ls.get(f"/api/projects/{pid}")["label_config"])
-        sample = save_targets(ls.get("/api/tasks", params={"project": pid, "fields": "all",
-                                                           "page_size": 40})["tasks"])
-        timed_saves(ls, sample[30:])  # warm-up, not counted
-        out["save_without_backend"] = summarize(timed_saves(ls, sample[:30]))
-        ml_id, warnings = connect_ml_backend(ls, pid, stack.backend.url)
-        out["connect_warnings"] = warnings
-        out["save_with_backend_idle"] = summarize(timed_saves(ls, sample[:30]))
-        echo(f"imported {total} tasks in {out['import_seconds']} s; saves without / with the backend: "
-             f"p50 {out['save_without_backend']['p50_s']} / {out['save_with_backend_idle']['p50_s']} s")
-
-        side_targets = save_targets(list(ls.iter_tasks(side_pid)))
+        project = prepare_project(stack, args, out=out, echo=echo)
+        ls, pid, total, spec, truth, sample, ml_id = (project.ls, project.pid, project.total, project.spec,
+                                                      project.truth, project.sample, project.ml_id)
+        side_targets = save_targets(list(ls.iter_tasks(project.side_pid)))
         # in processes of their own: this one parses pages of megabytes, which would count in a
         # probe thread's timings (the thread probe of /health is kept to show by how much)
         reviewer = ProcessProbe(ReviewerSaves(ls.url, TOKEN, side_targets, seed=args.seed), interval=0.5,

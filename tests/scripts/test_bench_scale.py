@@ -58,7 +58,7 @@ def test_table_shows_the_training_report_and_missing_figures_as_none():
 
 
 def test_label_studio_500_answers_are_counted_once_by_request_kind(tmp_path):
-    from scripts.bench_scale import http_500_answers, locked_errors
+    from scripts.bench_stack import http_500_answers, locked_errors
     line = '[2026-12-01 22:57:49,022] [django.server::log_message::213] [ERROR] "PATCH /api/annotations/10099 HTTP/1.1" 500 1918'
     ok = '[2026-12-01 22:57:50,022] [django.server::log_message::213] [INFO] "PATCH /api/annotations/10099 HTTP/1.1" 200 537'
     other = '[2026-12-01 23:03:01,814] [django.server::log_message::213] [ERROR] "GET /api/projects/1 HTTP/1.1" 500 1918'
