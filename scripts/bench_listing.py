@@ -202,7 +202,7 @@ def on_own_stack(n: int, *, db: str, base: Path | None, seed: int = 0) -> tuple[
     the function that stops it all."""
     import tempfile
 
-    from scripts.bench_scale import TOKEN, make_folder, start_stack
+    from scripts.bench_stack import TOKEN, make_folder, start_stack
     from scripts.import_folder import run_import
 
     base = (base or Path(tempfile.mkdtemp(prefix="bench-listing-"))).resolve()
@@ -220,15 +220,36 @@ def on_own_stack(n: int, *, db: str, base: Path | None, seed: int = 0) -> tuple[
              "import_seconds": seconds}, stack.stop)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_target_arguments(ap: argparse.ArgumentParser, *, project_help: str | None = None) -> None:
+    """The Label Studio a benchmark talks to: ``--url --api-key --project``, or ``--stack N
+    [--db] [--dir]`` (see :func:`open_target`)."""
     ap.add_argument("--url", help="a running Label Studio (or --stack N)")
     ap.add_argument("--api-key")
-    ap.add_argument("--project", type=int)
+    ap.add_argument("--project", type=int, help=project_help)
     ap.add_argument("--stack", type=int, metavar="N", default=None,
                     help="instead: start Label Studio 1.23.2 and import N Fashion-MNIST images first")
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite", help="with --stack")
     ap.add_argument("--dir", type=Path, default=None, help="with --stack: its work folder")
+
+
+def open_target(ap: argparse.ArgumentParser, args, *, smallest: int = 200) -> tuple[dict, Callable[[], None]]:
+    """With ``--stack N``: start it (:func:`on_own_stack`) and set ``args.url``, ``api_key`` and
+    ``project``; returns its setup figures and the function that stops it. Without: checks the
+    three are given; returns ``({}, a no-op)``. Bad arguments end with ``ap.error``."""
+    if args.stack is None:
+        if not (args.url and args.api_key and args.project):
+            ap.error("give --url, --api-key and --project, or --stack N")
+        return {}, (lambda: None)
+    if not smallest <= args.stack <= 60000:
+        ap.error(f"--stack N must be between {smallest} and 60000 (Fashion-MNIST's training set)")
+    setup, stop = on_own_stack(args.stack, db=args.db, base=args.dir)
+    args.url, args.api_key, args.project = setup["url"], setup["api_key"], setup["project"]
+    return setup, stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_target_arguments(ap)
     ap.add_argument("--variants", default=",".join([*VARIANTS, CHANGED_SINCE]),
                     help="comma-separated, besides the reference tasks_all_page1000 (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
@@ -238,14 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = check_variants(v for v in args.variants.split(",") if v)
     except ValueError as exc:
         ap.error(str(exc))
-    stop, setup = (lambda: None), {}
-    if args.stack is not None:
-        if not 200 <= args.stack <= 60000:
-            ap.error("--stack N must be between 200 and 60000 (Fashion-MNIST's training set)")
-        setup, stop = on_own_stack(args.stack, db=args.db, base=args.dir)
-        args.url, args.api_key, args.project = setup["url"], setup["api_key"], setup["project"]
-    elif not (args.url and args.api_key and args.project):
-        ap.error("give --url, --api-key and --project, or --stack N")
+    setup, stop = open_target(ap, args)
     try:
         ls = LabelStudioClient(args.url, args.api_key, timeout=1800.0)
         figures = run(ls, args.project, variants=variants)

@@ -21,6 +21,7 @@ it from here (scripts must not import tests, which the Docker image does not shi
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -56,6 +57,8 @@ API = [  # (rule, endpoint, methods)
     ("/api/projects/<int:pid>/exports/<int:sid>", "export", ["GET"]),
     ("/api/projects/<int:pid>/exports/<int:sid>", "delete_export", ["DELETE"]),
     ("/api/projects/<int:pid>/exports/<int:sid>/download", "download_export", ["GET"]),
+    ("/api/predictions/", "predictions", ["GET"]),
+    ("/api/predictions/<int:pred_id>", "patch_prediction", ["PATCH"]),
     ("/api/tasks", "tasks", ["GET"]), ("/api/tasks/<int:tid>", "task", ["GET"]),
     ("/api/annotations/<int:aid>", "annotation", ["GET"]),
     ("/api/storages/localfiles", "storages", ["GET"]),
@@ -117,7 +120,8 @@ class FakeLabelStudio:
         self.annotations: dict[int, dict] = {}
         self.uploads: dict[int, str] = {}          # file upload id -> file name
         self.images: dict[str, bytes] = {}         # media URL path (with its query) -> bytes
-        self.predictions: list[dict] = []          # each with "project", "task", "model_version"
+        self.predictions: list[dict] = []          # each with "id", "project", "task", "model_version"
+        self._prediction_ids = itertools.count(1)
         self.prediction_counts: Counter = Counter()  # (project, model_version) -> count
         self.deleted_versions: list[str] = []
         self.storages: list[dict] = []
@@ -197,7 +201,7 @@ class FakeLabelStudio:
 
     def add_predictions(self, project: int, predictions: list[dict]) -> int:
         """Store the predictions with a score in [0, 1] (Label Studio drops the others silently)."""
-        kept = [dict(p, project=project) for p in predictions
+        kept = [dict(p, project=project, id=next(self._prediction_ids)) for p in predictions
                 if isinstance(p.get("score"), (int, float)) and 0 <= p["score"] <= 1]
         self.predictions.extend(kept)
         self.prediction_counts.update((project, p.get("model_version", "")) for p in kept)
@@ -338,6 +342,18 @@ class FakeLabelStudio:
 
     def _import_predictions(self, request, pid):
         return _json({"created": self.add_predictions(pid, request.get_json())}, 201)
+
+    def _predictions(self, request):
+        """``GET /api/predictions/``: a plain list, of one task's with ``?task=``."""
+        task = request.args.get("task", type=int)
+        return _json([p for p in self.predictions if task is None or p["task"] == task])
+
+    def _patch_prediction(self, request, pred_id):
+        found = next((p for p in self.predictions if p["id"] == pred_id), None)
+        if found is None:
+            return _json({"detail": "Not found."}, 404)
+        found.update({k: v for k, v in (request.get_json() or {}).items() if k in ("score", "result")})
+        return _json(found)
 
     def _model_versions(self, request, pid):
         return _json({v: n for (p, v), n in self.prediction_counts.items() if p == pid and n})

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import responses
 from PIL import Image
 
 from backend.labels import label_config, parse_label_config
@@ -13,7 +12,7 @@ from backend.ls_auth import is_jwt
 from backend.ls_client import LabelStudioClient, LabelStudioError
 from scripts import import_folder as imp
 from scripts import ls_import, ls_project
-from scripts.fake_label_studio import TOKEN, FakeLabelStudio
+from scripts.fake_label_studio import TOKEN
 
 PAT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
 
@@ -30,14 +29,6 @@ def make_folder(root: Path, classes: dict[str, int], *, mode: str = "L", size: i
             shape = (size, size) if mode == "L" else (size, size, 3)
             Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(base / name / f"{i:04d}.png")
     return root
-
-
-@pytest.fixture
-def fake():
-    ls = FakeLabelStudio("http://ls.test:8080")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        ls.register(rsps)
-        yield ls
 
 
 def run(folder, fake, **kwargs):
