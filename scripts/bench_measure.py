@@ -25,40 +25,19 @@ class Sample:
     error: str = ""
 
 
-class Probe(threading.Thread):
-    """Calls ``call`` every ``interval`` seconds until stopped; keeps every :class:`Sample`. It
-    runs in this process: its timings include any wait for this process's own work (see
-    :class:`ProcessProbe`)."""
-
-    def __init__(self, call: Callable[[], int], *, interval: float, name: str):
-        super().__init__(daemon=True, name=name)
-        self.call, self.interval = call, interval
-        self.samples: list[Sample] = []
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        probe_loop(self.call, interval=self.interval, stopped=self._stop_event,
-                   emit=lambda s: self.samples.append(Sample(*s)))
-
-    def stop(self) -> list[Sample]:
-        self._stop_event.set()
-        self.join(timeout=60)
-        return self.samples
-
-
-class ProcessProbe:
-    """A :class:`Probe` in a process of its own, so that what it times is the server's answer
-    alone: the benchmark's own work (parsing Data Manager pages of megabytes holds Python's
-    interpreter lock for a tenth of a second and more) would otherwise count in a probe thread's
-    timings. ``call`` must pickle (a module-level function, a ``functools.partial`` of one, or
-    an instance like :class:`ReviewerSaves`); ``samples`` fills as the probe goes."""
+class Probe:
+    """Calls ``call`` every ``interval`` seconds until stopped, from a process of its own, so that
+    what it times is the server's answer alone: the benchmark's own work (parsing Data Manager
+    pages of megabytes) would otherwise count in a probe thread's timings. ``call`` must pickle
+    (a module-level function, a ``functools.partial`` of one, or an instance like
+    :class:`ReviewerSaves`); ``samples`` (each a :class:`Sample`) fills as the probe goes."""
 
     def __init__(self, call: Callable[[], int], *, interval: float, name: str):
         ctx = multiprocessing.get_context("spawn")
         self.samples: list[Sample] = []
         self._stopped = ctx.Event()
         self._recv, self._send = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(target=_probe_process, args=(call, interval, self._stopped, self._send),
+        self._process = ctx.Process(target=_probe_loop, args=(call, interval, self._stopped, self._send),
                                     name=name, daemon=True)
         self._reader = threading.Thread(target=self._read, name=f"{name}-reader", daemon=True)
 
@@ -81,22 +60,19 @@ class ProcessProbe:
         return self.samples
 
 
-def probe_loop(call: Callable[[], int], *, interval: float, stopped, emit: Callable[[tuple], None]) -> None:
-    """``call`` every ``interval`` seconds until ``stopped`` is set; each result goes to ``emit``
-    as ``(start, seconds, status, error)`` (status 0: no answer)."""
-    while not stopped.is_set():
-        t0 = time.monotonic()
-        try:
-            status, error = call(), ""
-        except requests.RequestException as exc:
-            status, error = 0, type(exc).__name__
-        emit((t0, time.monotonic() - t0, status, error if status == 0 or status < 400 else error or str(status)))
-        stopped.wait(max(0.0, interval - (time.monotonic() - t0)))
-
-
-def _probe_process(call: Callable[[], int], interval: float, stopped, send) -> None:
+def _probe_loop(call: Callable[[], int], interval: float, stopped, send) -> None:
+    """The probe's process: ``call`` every ``interval`` seconds until ``stopped`` is set, each
+    result sent as ``(start, seconds, status, error)`` (status 0: no answer)."""
     try:
-        probe_loop(call, interval=interval, stopped=stopped, emit=send.send)
+        while not stopped.is_set():
+            t0 = time.monotonic()
+            try:
+                status, error = call(), ""
+            except requests.RequestException as exc:
+                status, error = 0, type(exc).__name__
+            send.send((t0, time.monotonic() - t0, status,
+                       error if status == 0 or status < 400 else error or str(status)))
+            stopped.wait(max(0.0, interval - (time.monotonic() - t0)))
     finally:
         send.close()
 

@@ -39,7 +39,7 @@ import requests  # noqa: E402
 
 from backend.ls_client import LabelStudioClient, LabelStudioError  # noqa: E402
 from scripts import servers  # noqa: E402
-from scripts.bench_measure import (Probe, ProcessProbe, ReviewerSaves, Sample,  # noqa: E402
+from scripts.bench_measure import (Probe, ReviewerSaves, Sample,  # noqa: E402
                                    http_status, machine, peak_rss_bytes, reviewer_save, rounded,
                                    summarize)
 from scripts.bench_ls_behaviour import (deletion_behaviour, dm_top, on_version,  # noqa: E402
@@ -316,21 +316,17 @@ def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -
                     **servers.LABEL_STUDIO_TUNING,
                     **(servers.LABEL_STUDIO_SQLITE_TUNING if args.db == "sqlite" else {})}})
     stack = start_stack(base, db=args.db, tuned=not args.stock_label_studio, echo=echo)
-    probes: list = []
+    probes: list[Probe] = []
     try:
         project = prepare_project(stack, args, out=out, echo=echo)
         ls, pid, total, spec, truth, sample, ml_id = (project.ls, project.pid, project.total, project.spec,
                                                       project.truth, project.sample, project.ml_id)
         side_targets = save_targets(list(ls.iter_tasks(project.side_pid)))
-        # in processes of their own: this one parses pages of megabytes, which would count in a
-        # probe thread's timings (the thread probe of /health is kept to show by how much)
-        reviewer = ProcessProbe(ReviewerSaves(ls.url, TOKEN, side_targets, seed=args.seed), interval=0.5,
-                                name="reviewer")
-        health = ProcessProbe(functools.partial(http_status, stack.backend.url + "/health"), interval=0.25,
-                              name="health")
-        health_thread = Probe(functools.partial(http_status, stack.backend.url + "/health"), interval=0.25,
-                              name="health-thread")
-        probes = [reviewer, health, health_thread]
+        reviewer = Probe(ReviewerSaves(ls.url, TOKEN, side_targets, seed=args.seed), interval=0.5,
+                         name="reviewer")
+        health = Probe(functools.partial(http_status, stack.backend.url + "/health"), interval=0.25,
+                       name="health")
+        probes = [reviewer, health]
         for p in probes:
             p.start()
         def record(name: str, phase: dict) -> dict:
@@ -342,8 +338,6 @@ def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -
                                                                    end=start + listed)
             phase["reviewer_saves_meanwhile"] = summarize(reviewer.samples, start=start, end=end)
             phase["health_meanwhile"] = summarize(health.samples, start=start, end=end)
-            phase["health_meanwhile_from_a_benchmark_thread"] = summarize(health_thread.samples, start=start,
-                                                                          end=end)
             out[name] = phase
             return phase
         first = record("first_training", press_and_wait(ls, stack, pid, ml_id, total=total, previous=None,
@@ -360,7 +354,6 @@ def run(args, *, echo: Callable[[str], None] = print, out: dict | None = None) -
              f"last save, all on the new version after {verdicts['last_save_to_all_on_new_version_seconds']} s")
         out["backend_peak_rss_bytes"] = peak_rss_bytes(stack.backend.process.pid)
         health.stop()
-        health_thread.stop()
         stack.backend.stop()  # Label Studio's own behaviour, without the backend publishing
         stack.backend = None
         version = verdicts["model_version"]

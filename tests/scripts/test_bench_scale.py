@@ -153,14 +153,14 @@ def _wait_for(probe, count, *, limit=60.0):
 def test_a_probe_in_its_own_process_reports_answers_and_refusals_as_samples():
     import functools
 
-    from scripts.bench_measure import ProcessProbe, http_status
+    from scripts.bench_measure import Probe, http_status
     from scripts.servers import free_port
     server = _serve_ok()
     try:
-        up = ProcessProbe(functools.partial(http_status, f"http://127.0.0.1:{server.server_port}/health"),
-                          interval=0.05, name="up")
-        down = ProcessProbe(functools.partial(http_status, f"http://127.0.0.1:{free_port()}/health", timeout=2),
-                            interval=0.05, name="down")
+        up = Probe(functools.partial(http_status, f"http://127.0.0.1:{server.server_port}/health"),
+                   interval=0.05, name="up")
+        down = Probe(functools.partial(http_status, f"http://127.0.0.1:{free_port()}/health", timeout=2),
+                     interval=0.05, name="down")
         up.start()
         down.start()
         _wait_for(up, 3)
