@@ -76,10 +76,12 @@ class DFauLoModels:
     #: the output-level signals whose mean percentile is the vote's core (``VOTE_CORES``);
     #: rankers saved before the margin joined the core have the ensemble loss alone
     vote_core: tuple[str, ...] = ("ensemble_loss",)
-    #: the mixture evidence (``mixture.MixtureEvidence`` on ``mixture_signals``) and the training
-    #: items' vote, sorted; with both, the ranking before verdicts is the mean of the vote's and the
-    #: evidence's percentiles (initial ranker "evidence"). None: the vote alone (rankers saved before)
+    #: the mixture evidence (``mixture.MixtureEvidence`` on ``mixture_signals``); with it the
+    #: ranking before verdicts (initial ranker "evidence") is the mean of its percentile and the
+    #: fault kinds' (``fault_kinds``). None: the vote alone (initial ranker "vote")
     mixture: object | None = None
+    #: rankers saved before the fault kinds: the training items' views vote, sorted, whose
+    #: percentile they average with the mixture's instead
     vote_sorted: np.ndarray | None = None
     #: (C,) the share of each class among the training labels (``label_prior``); the margin and
     #: the ensemble loss are computed on probabilities divided by it (``balanced``). None: on the
@@ -88,6 +90,10 @@ class DFauLoModels:
     #: (C, C) the estimated noise transition (``transition.confident_transition``) behind the
     #: "noise_posterior" signal. None: rankers saved before it, whose vote and mixture lack it
     noise_transition: np.ndarray | None = None
+    #: the fault-kinds evidence (``fault_kinds.FaultKinds``); with ``mixture``, the ranking before
+    #: verdicts is the mean of its and the mixture's percentiles. None: rankers saved before it,
+    #: which average the views vote (``vote_sorted``) with the mixture instead
+    fault_kinds: object | None = None
 
     def model(self, state: dict) -> nn.Module:
         m = build_model(self.input_shape, self.num_classes)

@@ -32,16 +32,33 @@ MAX_NATS = 30.0
 
 @dataclass(frozen=True)
 class TwoGroups:
-    """A signal's two-component fit: ``means``, ``sds`` (2,), index 1 the upper group."""
+    """A signal's two-component fit: ``means``, ``sds`` and ``weights`` (2,), index 1 the upper
+    group. Fits saved before the weights were kept have equal weights."""
 
     means: tuple[float, float]
     sds: tuple[float, float]
+    weights: tuple[float, float] = (0.5, 0.5)
 
     def log_ratio(self, values: np.ndarray) -> np.ndarray:
         """``(N,)``: log density of ``values`` under the upper group minus under the lower one."""
         v = np.asarray(values, dtype=np.float64)
         lo, hi = ((v - m) / s for m, s in zip(self.means, self.sds))
         return np.clip(0.5 * (lo ** 2 - hi ** 2) + np.log(self.sds[0] / self.sds[1]), -MAX_NATS, MAX_NATS)
+
+    def log_odds(self, values: np.ndarray) -> np.ndarray:
+        """``(N,)``: the log odds that ``values`` come from the upper group (weights included),
+        made non-decreasing in the value: where the groups' spreads differ, the log odds is a
+        parabola, and beyond its vertex it is held at the vertex's value (a value further up is
+        no less a member of the upper group than one below it)."""
+        v = np.asarray(values, dtype=np.float64)
+        (m0, m1), (s0, s1) = self.means, self.sds
+        curvature = 0.5 * (1.0 / s0 ** 2 - 1.0 / s1 ** 2)
+        if curvature != 0.0:
+            vertex = -(m1 / s1 ** 2 - m0 / s0 ** 2) / (2.0 * curvature)
+            v = np.minimum(v, vertex) if curvature < 0 else np.maximum(v, vertex)
+        lo, hi = (v - m0) / s0, (v - m1) / s1
+        return (0.5 * (lo ** 2 - hi ** 2) + np.log(s0 / s1)
+                + np.log(self.weights[1] / self.weights[0]))
 
 
 def fit_two_groups(values: np.ndarray, *, seed: int = 0) -> TwoGroups | None:
@@ -58,7 +75,9 @@ def fit_two_groups(values: np.ndarray, *, seed: int = 0) -> TwoGroups | None:
     order = np.argsort(two.means_[:, 0])
     means = two.means_[order, 0]
     sds = np.sqrt(two.covariances_.reshape(-1)[order])
-    return TwoGroups(means=(float(means[0]), float(means[1])), sds=(float(sds[0]), float(sds[1])))
+    weights = two.weights_[order]
+    return TwoGroups(means=(float(means[0]), float(means[1])), sds=(float(sds[0]), float(sds[1])),
+                     weights=(float(weights[0]), float(weights[1])))
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -91,8 +91,8 @@ class SuspicionRanker:
         """Train a model on ``x`` (N, C, H, W) float32 in [0, 1] with labels ``y`` (N,) in
         0..num_classes-1 and score every item. ``base`` (a ``TrainResult`` on the same data)
         skips training, so several methods can share one model. ``initial`` picks DFauLo's ranker
-        before any verdict: "evidence" (default: the mean of the views vote's percentile and
-        the mixture evidence's, see ``mixture.MixtureEvidence``), "vote" (the views vote alone:
+        before any verdict: "evidence" (default: the mean of the fault kinds' percentile and
+        the mixture evidence's, see ``fault_kinds.FaultKinds`` and ``mixture.MixtureEvidence``), "vote" (the views vote alone:
         on the mean percentile of the ensemble loss, the margin and the noise posterior,
         ``transition.fault_posterior``; the activation view's say measured in the run, see
         ``vote.activation_evidence``), "loss-vote" (the views vote as first built: the ensemble
@@ -254,7 +254,8 @@ class SuspicionRanker:
                 "num_classes": m.num_classes, "ckpt_lrs": m.ckpt_lrs, "outlier_view": m.outlier_view,
                 "activation_view": m.activation_view, "thresholds": m.thresholds, "gates": m.gates,
                 "vote_core": m.vote_core, "mixture": m.mixture, "vote_sorted": m.vote_sorted,
-                "label_prior": m.label_prior, "noise_transition": m.noise_transition}
+                "label_prior": m.label_prior, "noise_transition": m.noise_transition,
+                "fault_kinds": m.fault_kinds}
         joblib.dump(rest, d / "ranker.joblib.tmp")
         os.replace(d / "weights.pt.tmp", d / "weights.pt")
         os.replace(d / "ranker.joblib.tmp", d / "ranker.joblib")
@@ -278,7 +279,7 @@ class SuspicionRanker:
             activation_view=rest["activation_view"], thresholds=rest["thresholds"], gates=rest["gates"],
             vote_core=tuple(rest.get("vote_core", ("ensemble_loss",))), mixture=rest.get("mixture"),
             vote_sorted=rest.get("vote_sorted"), label_prior=rest.get("label_prior"),
-            noise_transition=rest.get("noise_transition"))
+            noise_transition=rest.get("noise_transition"), fault_kinds=rest.get("fault_kinds"))
         ranker = cls(method=rest["method"], models=models, labels=rest["labels"], predicted=rest["predicted"],
                      features=rest["features"], raw=rest["raw"], meta=rest["meta"], timings=rest["timings"],
                      reference=rest["reference"])

@@ -5,8 +5,8 @@ activation scores, margin) and, as the last column, the *views vote*: the mean p
 the item's output-level (loss) and hidden-level (activation) view scores.
 
 Before any verdict, two kinds of initial ranker are available:
-- "evidence" (default: the last input column is then the mean of the vote's and the mixture
-  evidence's percentiles, ``signals.ranker_inputs``), "vote" and "loss-vote" (``signals.VOTE_CORES``:
+- "evidence" (default: the last input column is then the mean of the fault kinds' and the
+  mixture evidence's percentiles, ``signals.ranker_inputs``), "vote" and "loss-vote" (``signals.VOTE_CORES``:
   the vote on the ensemble loss, the margin and the noise posterior, or on the ensemble loss
   alone): that last column
   itself. The ranker's prior training set is its own top ``top`` fraction (pseudo-faults) against

@@ -3,10 +3,13 @@
 ``named_signals`` is the one place that knows which column of ``dfaulo.build_features`` holds
 what: the ensemble loss, the margin, the checkpoints' loss, TracIn, the views' scores, and the
 fault posterior under the noise transition (``transition``). On them: the views vote
-(``vote.views_vote`` on the ``VOTE_CORES`` percentiles), the mixture evidence
-(``mixture.MixtureEvidence``), and ``ranker_inputs``, what the meta-ranker sees.
+(``vote.views_vote`` on the ``VOTE_CORES`` percentiles), the fault kinds
+(``fault_kinds.FaultKinds``: the probability of a fault of any kind a view sees), the mixture
+evidence (``mixture.MixtureEvidence``), and ``ranker_inputs``, what the meta-ranker sees.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -111,15 +114,17 @@ def mixture_signals(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
 
 
 def fit_mixture(features: np.ndarray, models: DFauLoModels, reference: np.ndarray, *, seed: int = 0) -> None:
-    """Fit ``models.mixture`` on the training items' ``features`` and keep their vote, sorted, in
-    ``models.vote_sorted`` (``reference``: their ``vote_reference``)."""
+    """Fit ``models.mixture`` and ``models.fault_kinds`` on the training items' ``features``
+    (``reference``: their ``vote_reference``)."""
+    from .fault_kinds import FaultKinds
     from .mixture import MixtureEvidence
 
-    models.mixture = models.vote_sorted = None
-    vote = ranker_inputs(features, models, reference)[:, -1]
+    models.mixture = models.vote_sorted = models.fault_kinds = None
     models.mixture = MixtureEvidence.fit(named_signals(features, models, MIXTURE_SIGNALS), names=MIXTURE_SIGNALS,
                                          core=MIXTURE_CORE, seed=seed)
-    models.vote_sorted = np.sort(vote)
+    parts = _vote_parts(features, models, reference)
+    models.fault_kinds = FaultKinds.fit(parts.core, parts.activation, parts.outlier, models.gates, parts.labels,
+                                        seed=seed)
 
 
 def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
@@ -128,27 +133,54 @@ def vote_reference(features: np.ndarray, models: DFauLoModels) -> np.ndarray:
     return np.sort(vote_signals(features, models), axis=1)
 
 
+class VoteParts(NamedTuple):
+    """What the views vote and the fault kinds are made of, each ``(N,)``: the output-level
+    ``core`` percentile (the mean percentile of the ``models.vote_core`` signals among the training
+    items), the percentiles of the activation and outlier view scores, those scores themselves
+    (``activation``, ``outlier``: the activation score and the log outlier score) and the labels."""
+
+    core: np.ndarray
+    activation_pct: np.ndarray
+    outlier_pct: np.ndarray
+    activation: np.ndarray
+    outlier: np.ndarray
+    labels: np.ndarray
+
+
+def _vote_parts(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> VoteParts:
+    signals = vote_signals(features, models)
+    if reference.shape[0] != len(signals):
+        raise ValueError(f"the vote's reference has {reference.shape[0]} rows, its core needs {len(signals)}")
+    pct = [np.searchsorted(ref, sig, side="right") / reference.shape[1] for ref, sig in zip(reference, signals)]
+    return VoteParts(core=np.mean(pct[:-2], axis=0), activation_pct=pct[-2], outlier_pct=pct[-1],
+                     activation=signals[-2], outlier=signals[-1], labels=item_labels(features, models))
+
+
 def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> np.ndarray:
     """Meta-ranker inputs ``(N, F)``: the view-level features (everything after the 5C
-    probability and label columns) and the views vote (``vote.views_vote``): the item's core
-    percentile among the training items (the mean percentile of the ``models.vote_core``
-    signals), averaged with its activation- and outlier-view percentiles where the item's class
-    gives those views a say; with ``models.mixture``, that vote's percentile among the training
-    items averaged with the item's mixture-evidence percentile (``mixture.MixtureEvidence``).
+    probability and label columns) and, as the last column, the ranking before verdicts.
+
+    That is the mean of two percentiles among the training items when ``models.fault_kinds`` is
+    fitted: the fault-kinds evidence's (``fault_kinds.FaultKinds``: the probability of a fault of
+    any kind the views see) and the mixture evidence's (``mixture.MixtureEvidence``). Rankers
+    saved before the fault kinds have the views vote (``vote.views_vote``: the core percentile
+    averaged with the activation and outlier percentiles where the item's class gives those views
+    a say) in its place, or the vote alone when they have no mixture either.
 
     The compact inputs let the refit learn from a few hundred verdicts where the 5C probability
     columns made it overfit (measured with scripts/benchmark.py).
     """
     c = models.num_classes
-    signals = vote_signals(features, models)
-    if reference.shape[0] != len(signals):
-        raise ValueError(f"the vote's reference has {reference.shape[0]} rows, its core needs {len(signals)}")
-    pct = [np.searchsorted(ref, sig, side="right") / reference.shape[1] for ref, sig in zip(reference, signals)]
-    core = np.mean(pct[:-2], axis=0)
-    vote = views_vote(core, pct[-2], pct[-1], item_labels(features, models), models.gates)
+    parts = _vote_parts(features, models, reference)
+    kinds = getattr(models, "fault_kinds", None)
     mixture = getattr(models, "mixture", None)
-    if mixture is not None:
-        sorted_vote = models.vote_sorted
-        vote = 0.5 * (np.searchsorted(sorted_vote, vote, side="right") / len(sorted_vote)
-                      + mixture.percentile(mixture_signals(features, models)))
-    return np.concatenate([features[:, 5 * c:], vote[:, None]], 1).astype(np.float64)
+    if kinds is not None and mixture is not None:
+        first = kinds.percentile(parts.core, parts.activation, parts.outlier, models.gates, parts.labels)
+        score = 0.5 * (first + mixture.percentile(mixture_signals(features, models)))
+    else:
+        score = views_vote(parts.core, parts.activation_pct, parts.outlier_pct, parts.labels, models.gates)
+        if mixture is not None:
+            sorted_vote = models.vote_sorted
+            score = 0.5 * (np.searchsorted(sorted_vote, score, side="right") / len(sorted_vote)
+                           + mixture.percentile(mixture_signals(features, models)))
+    return np.concatenate([features[:, 5 * c:], score[:, None]], 1).astype(np.float64)

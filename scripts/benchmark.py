@@ -140,7 +140,7 @@ def vote_alone(ranker: SuspicionRanker) -> np.ndarray:
     """``(N,)``: the ranking before verdicts of initial="vote" (the views vote without the mixture
     evidence), from the same fitted ranker."""
     models = copy.copy(ranker.models)
-    models.mixture = models.vote_sorted = None
+    models.mixture = models.vote_sorted = models.fault_kinds = None
     return ranker_inputs(ranker.features, models, ranker.reference)[:, -1]
 
 

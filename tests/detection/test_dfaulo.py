@@ -142,15 +142,36 @@ def test_a_ranker_saved_before_the_vote_core_loads_with_the_loss_vote(tmp_path, 
     assert np.allclose(loaded.score_new(x[:20], y[:20])[0], old.scores[:20])
 
 
-def test_the_default_ranking_is_the_mean_of_the_vote_and_the_mixture_percentiles(digits_small, trained):
-    from detection.signals import MIXTURE_SIGNALS, mixture_signals
+def test_the_default_ranking_is_the_mean_of_the_fault_kinds_and_the_mixture_percentiles(digits_small, trained):
+    from detection.signals import MIXTURE_SIGNALS, _vote_parts, mixture_signals
     x, y, _ = digits_small
     r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
     vote = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="vote")
     assert r.models.mixture.names == MIXTURE_SIGNALS and vote.models.mixture is None
+    assert vote.models.fault_kinds is None and r.models.fault_kinds is not None
+    parts = _vote_parts(r.features, r.models, r.reference)
+    kinds = r.models.fault_kinds.evidence(parts.core, parts.activation, parts.outlier, r.models.gates, y)
+    kinds_pct = (np.sort(kinds)[None, :] <= kinds[:, None]).mean(1)
+    mix_pct = r.models.mixture.percentile(mixture_signals(r.features, r.models))
+    assert np.allclose(r.scores, 0.5 * (kinds_pct + mix_pct))
+
+
+def test_a_ranker_saved_before_the_fault_kinds_averages_the_vote_with_the_mixture(tmp_path, digits_small, trained):
+    import joblib
+    from detection.signals import mixture_signals
+    x, y, _ = digits_small
+    r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
+    vote = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="vote")
+    r.save(tmp_path / "r")
+    rest = joblib.load(tmp_path / "r" / "ranker.joblib")
+    del rest["fault_kinds"]                              # what rankers saved before it hold
+    rest["vote_sorted"] = np.sort(vote.scores)
+    joblib.dump(rest, tmp_path / "r" / "ranker.joblib")
+    loaded = SuspicionRanker.load(tmp_path / "r")
     vote_pct = (np.sort(vote.scores)[None, :] <= vote.scores[:, None]).mean(1)
     mix_pct = r.models.mixture.percentile(mixture_signals(r.features, r.models))
-    assert np.allclose(r.scores, 0.5 * (vote_pct + mix_pct))
+    assert loaded.models.fault_kinds is None
+    assert np.allclose(loaded.scores, 0.5 * (vote_pct + mix_pct))
 
 
 def test_a_saved_default_ranker_scores_the_same_after_loading(tmp_path, digits_small, trained):
