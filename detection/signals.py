@@ -122,7 +122,7 @@ def fit_mixture(features: np.ndarray, models: DFauLoModels, reference: np.ndarra
     models.mixture = models.vote_sorted = models.fault_kinds = None
     models.mixture = MixtureEvidence.fit(named_signals(features, models, MIXTURE_SIGNALS), names=MIXTURE_SIGNALS,
                                          core=MIXTURE_CORE, seed=seed)
-    parts = _vote_parts(features, models, reference)
+    parts = vote_parts(features, models, reference)
     models.fault_kinds = FaultKinds.fit(parts.core, parts.activation, parts.outlier, models.gates, parts.labels,
                                         seed=seed)
 
@@ -147,7 +147,9 @@ class VoteParts(NamedTuple):
     labels: np.ndarray
 
 
-def _vote_parts(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> VoteParts:
+def vote_parts(features: np.ndarray, models: DFauLoModels, reference: np.ndarray) -> VoteParts:
+    """The ``VoteParts`` of the items of ``features`` on the training items' ``reference``
+    (``vote_reference``)."""
     signals = vote_signals(features, models)
     if reference.shape[0] != len(signals):
         raise ValueError(f"the vote's reference has {reference.shape[0]} rows, its core needs {len(signals)}")
@@ -171,12 +173,12 @@ def ranker_inputs(features: np.ndarray, models: DFauLoModels, reference: np.ndar
     columns made it overfit (measured with scripts/benchmark.py).
     """
     c = models.num_classes
-    parts = _vote_parts(features, models, reference)
+    parts = vote_parts(features, models, reference)
     kinds = getattr(models, "fault_kinds", None)
     mixture = getattr(models, "mixture", None)
     if kinds is not None and mixture is not None:
-        first = kinds.percentile(parts.core, parts.activation, parts.outlier, models.gates, parts.labels)
-        score = 0.5 * (first + mixture.percentile(mixture_signals(features, models)))
+        kinds_pct = kinds.percentile(parts.core, parts.activation, parts.outlier, models.gates, parts.labels)
+        score = 0.5 * (kinds_pct + mixture.percentile(mixture_signals(features, models)))
     else:
         score = views_vote(parts.core, parts.activation_pct, parts.outlier_pct, parts.labels, models.gates)
         if mixture is not None:

@@ -143,13 +143,13 @@ def test_a_ranker_saved_before_the_vote_core_loads_with_the_loss_vote(tmp_path, 
 
 
 def test_the_default_ranking_is_the_mean_of_the_fault_kinds_and_the_mixture_percentiles(digits_small, trained):
-    from detection.signals import MIXTURE_SIGNALS, _vote_parts, mixture_signals
+    from detection.signals import MIXTURE_SIGNALS, vote_parts, mixture_signals
     x, y, _ = digits_small
     r = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained)
     vote = SuspicionRanker.fit(x, y, num_classes=10, method="dfaulo", seed=0, base=trained, initial="vote")
     assert r.models.mixture.names == MIXTURE_SIGNALS and vote.models.mixture is None
     assert vote.models.fault_kinds is None and r.models.fault_kinds is not None
-    parts = _vote_parts(r.features, r.models, r.reference)
+    parts = vote_parts(r.features, r.models, r.reference)
     kinds = r.models.fault_kinds.evidence(parts.core, parts.activation, parts.outlier, r.models.gates, y)
     kinds_pct = (np.sort(kinds)[None, :] <= kinds[:, None]).mean(1)
     mix_pct = r.models.mixture.percentile(mixture_signals(r.features, r.models))
