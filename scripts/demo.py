@@ -71,6 +71,10 @@ def wait_scored(ls: LabelStudioClient, project: int, *, total: int, backend: ser
 
 
 def _interrupt(signum, frame):
+    """The first Ctrl-C or SIGTERM: stop. A second one that arrives before the ``except`` clause
+    runs (``timeout`` and ``make`` each passing one on, as in ``timeout 300 make demo``) only
+    prints, since this handler has already switched both signals to ``_still_stopping``."""
+    _stop_quietly()
     raise KeyboardInterrupt
 
 
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops everything like Ctrl-C does
     # a shell starts background jobs with SIGINT ignored; Ctrl-C / SIGINT must stop the demo anyway
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _interrupt)
     state: Path = args.dir.resolve()
     if args.fresh and state.exists():
         shutil.rmtree(state)

@@ -1,4 +1,5 @@
-"""The demo's shutdown: a second Ctrl-C while the servers stop does not interrupt the stop."""
+"""The demo's shutdown: a second Ctrl-C or SIGTERM, during the stop or right after the first, does
+not interrupt the stop."""
 from __future__ import annotations
 
 import os
@@ -39,6 +40,38 @@ def test_a_second_ctrl_c_during_the_shutdown_lets_the_servers_stop(tmp_path, mon
 
     monkeypatch.setattr(demo.servers, "start_label_studio", lambda **kwargs: server)
     monkeypatch.setattr(demo.servers, "start_backend", first_ctrl_c)
+    assert demo.main(["--dir", str(tmp_path / "state"), "--ls-port", "0", "--backend-port", "0"]) == 0
+    assert server.stopped
+    out = capsys.readouterr().out
+    assert "stopping..." in out and "still stopping" in out
+
+
+class SignalledTwiceAtOnce:
+    """A running server while SIGTERM arrives twice in a row (``timeout`` signals ``make``, which
+    passes it on: the second came before the first had been handled, a traceback in the demo)."""
+    name = "Label Studio"
+    url = "http://127.0.0.1:1"
+    process = None
+
+    def __init__(self):
+        self.stopped = False
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_two_signals_in_a_row_stop_the_demo_without_a_traceback(tmp_path, monkeypatch, capsys, restored_signals):
+    server = SignalledTwiceAtOnce()
+
+    def signalled_twice(**kwargs):
+        handler = signal.getsignal(signal.SIGTERM)
+        try:
+            handler(signal.SIGTERM, None)
+        finally:
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)   # the second, before any except clause
+
+    monkeypatch.setattr(demo.servers, "start_label_studio", lambda **kwargs: server)
+    monkeypatch.setattr(demo.servers, "start_backend", signalled_twice)
     assert demo.main(["--dir", str(tmp_path / "state"), "--ls-port", "0", "--backend-port", "0"]) == 0
     assert server.stopped
     out = capsys.readouterr().out
