@@ -18,51 +18,44 @@ def restored_signals():
         signal.signal(s, handler)
 
 
-class PressedAgainWhileStopping:
-    """A started server whose stop is interrupted by the user pressing Ctrl-C again."""
+class StoppableServer:
+    """A started server that records its stop; ``interrupt_stop``: the user presses Ctrl-C again
+    while it stops."""
     name = "Label Studio"
     url = "http://127.0.0.1:1"
 
-    def __init__(self):
+    def __init__(self, *, interrupt_stop: bool = False):
+        self.interrupt_stop = interrupt_stop
         self.stopped = False
 
     def stop(self):
-        os.kill(os.getpid(), signal.SIGINT)
+        if self.interrupt_stop:
+            os.kill(os.getpid(), signal.SIGINT)
         self.stopped = True
+
+
+def _run_until_stopped(tmp_path, monkeypatch, capsys, server, start_backend) -> str:
+    """Run the demo with ``server`` as Label Studio and ``start_backend`` signalling it; it must
+    return 0 with the server stopped. Returns what it printed."""
+    monkeypatch.setattr(demo.servers, "start_label_studio", lambda **kwargs: server)
+    monkeypatch.setattr(demo.servers, "start_backend", start_backend)
+    assert demo.main(["--dir", str(tmp_path / "state"), "--ls-port", "0", "--backend-port", "0"]) == 0
+    assert server.stopped
+    return capsys.readouterr().out
 
 
 def test_a_second_ctrl_c_during_the_shutdown_lets_the_servers_stop(tmp_path, monkeypatch, capsys,
                                                                     restored_signals):
-    server = PressedAgainWhileStopping()
-
     def first_ctrl_c(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo.servers, "start_label_studio", lambda **kwargs: server)
-    monkeypatch.setattr(demo.servers, "start_backend", first_ctrl_c)
-    assert demo.main(["--dir", str(tmp_path / "state"), "--ls-port", "0", "--backend-port", "0"]) == 0
-    assert server.stopped
-    out = capsys.readouterr().out
+    out = _run_until_stopped(tmp_path, monkeypatch, capsys, StoppableServer(interrupt_stop=True), first_ctrl_c)
     assert "stopping..." in out and "still stopping" in out
 
 
-class SignalledTwiceAtOnce:
-    """A running server while SIGTERM arrives twice in a row (``timeout`` signals ``make``, which
-    passes it on: the second came before the first had been handled, a traceback in the demo)."""
-    name = "Label Studio"
-    url = "http://127.0.0.1:1"
-    process = None
-
-    def __init__(self):
-        self.stopped = False
-
-    def stop(self):
-        self.stopped = True
-
-
 def test_two_signals_in_a_row_stop_the_demo_without_a_traceback(tmp_path, monkeypatch, capsys, restored_signals):
-    server = SignalledTwiceAtOnce()
-
+    """SIGTERM twice in a row (``timeout`` signals ``make``, which passes it on): the second came
+    before the first had been handled and printed a traceback."""
     def signalled_twice(**kwargs):
         handler = signal.getsignal(signal.SIGTERM)
         try:
@@ -70,9 +63,5 @@ def test_two_signals_in_a_row_stop_the_demo_without_a_traceback(tmp_path, monkey
         finally:
             signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)   # the second, before any except clause
 
-    monkeypatch.setattr(demo.servers, "start_label_studio", lambda **kwargs: server)
-    monkeypatch.setattr(demo.servers, "start_backend", signalled_twice)
-    assert demo.main(["--dir", str(tmp_path / "state"), "--ls-port", "0", "--backend-port", "0"]) == 0
-    assert server.stopped
-    out = capsys.readouterr().out
+    out = _run_until_stopped(tmp_path, monkeypatch, capsys, StoppableServer(), signalled_twice)
     assert "stopping..." in out and "still stopping" in out
