@@ -7,10 +7,10 @@ benchmark/listing-60k-pg.json; 150 s on SQLite while the scale benchmark ran), m
 reviewers save (391 s on PostgreSQL beside two saves a second); a retrain after a review round
 has a few hundred changed. Label Studio 1.23.2 moves a task's ``updated_at`` when the task or one
 of its annotations is created, changed or deleted (not on prediction imports or deletes:
-measured), and Django sets it when it saves, inside the request. So the rows stored by the previous training, with the tasks whose
-``updated_at`` is after that listing's start on Label Studio's clock minus :data:`GAP` read again,
-are the project as it is now, except for tasks deleted or created in a transaction still open
-then; both change the count, and when the merged rows are not exactly the project's
+measured), and Django sets it when it saves, inside the request. So the rows stored by the
+previous training, with the tasks whose ``updated_at`` is after that listing's start on Label
+Studio's clock minus :data:`GAP` read again, are the project as it is now, except for tasks
+deleted or created in a transaction still open then; both change the count, and when the merged rows are not exactly the project's
 ``task_number`` the listing is made whole. It is also whole when there are no stored rows, the
 label config changed, the previous listing left no mark, more than :data:`RELIST_FRACTION` of the
 tasks changed (the task API then costs more than the snapshot: 8.4 against 2.6 ms a task at

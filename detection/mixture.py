@@ -39,11 +39,14 @@ class TwoGroups:
     sds: tuple[float, float]
     weights: tuple[float, float] = (0.5, 0.5)
 
+    def _density_ratio(self, v: np.ndarray) -> np.ndarray:
+        """Log density of ``v`` (float64) under the upper group minus under the lower one."""
+        lo, hi = ((v - m) / s for m, s in zip(self.means, self.sds))
+        return 0.5 * (lo ** 2 - hi ** 2) + np.log(self.sds[0] / self.sds[1])
+
     def log_ratio(self, values: np.ndarray) -> np.ndarray:
         """``(N,)``: log density of ``values`` under the upper group minus under the lower one."""
-        v = np.asarray(values, dtype=np.float64)
-        lo, hi = ((v - m) / s for m, s in zip(self.means, self.sds))
-        return np.clip(0.5 * (lo ** 2 - hi ** 2) + np.log(self.sds[0] / self.sds[1]), -MAX_NATS, MAX_NATS)
+        return np.clip(self._density_ratio(np.asarray(values, dtype=np.float64)), -MAX_NATS, MAX_NATS)
 
     def log_odds(self, values: np.ndarray) -> np.ndarray:
         """``(N,)``: the log odds that ``values`` come from the upper group (weights included),
@@ -56,9 +59,7 @@ class TwoGroups:
         if curvature != 0.0:
             vertex = -(m1 / s1 ** 2 - m0 / s0 ** 2) / (2.0 * curvature)
             v = np.minimum(v, vertex) if curvature < 0 else np.maximum(v, vertex)
-        lo, hi = (v - m0) / s0, (v - m1) / s1
-        return (0.5 * (lo ** 2 - hi ** 2) + np.log(s0 / s1)
-                + np.log(self.weights[1] / self.weights[0]))
+        return self._density_ratio(v) + np.log(self.weights[1] / self.weights[0])
 
 
 def fit_two_groups(values: np.ndarray, *, seed: int = 0) -> TwoGroups | None:
