@@ -10,12 +10,12 @@ of its annotations is created, changed or deleted (not on prediction imports or 
 measured), and Django sets it when it saves, inside the request. So the rows stored by the
 previous training, with the tasks whose ``updated_at`` is after that listing's start on Label
 Studio's clock minus :data:`GAP` read again, are the project as it is now, except for tasks
-deleted or created in a transaction still open then; both change the count, and when the merged rows are not exactly the project's
-``task_number`` the listing is made whole. It is also whole when there are no stored rows, the
-label config changed, the previous listing left no mark, more than :data:`RELIST_FRACTION` of the
-tasks changed (the task API then costs more than the snapshot: 8.4 against 2.6 ms a task at
-10,000 on SQLite, benchmark/listing.json; 6.5 against 2.6 at 60,000 on PostgreSQL), and at least
-every :data:`WHOLE_EVERY` seconds.
+deleted or created in a transaction still open then; both change the count, and when the merged
+rows are not exactly the project's ``task_number`` the listing is made whole. It is also whole
+when there are no stored rows, the label config changed, the previous listing left no mark, more
+than :data:`RELIST_FRACTION` of the tasks changed (the task API then costs more than the
+snapshot: 8.4 against 2.6 ms a task at 10,000 on SQLite, benchmark/listing.json; 6.5 against 2.6
+at 60,000 on PostgreSQL), and at least every :data:`WHOLE_EVERY` seconds.
 """
 from __future__ import annotations
 
